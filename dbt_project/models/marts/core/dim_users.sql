@@ -1,0 +1,70 @@
+-- One row per person. Platform and country are the person's first event's; the first-touch
+-- utm_source is the earliest utm_source on any of the person's events, anonymous ones included.
+with
+
+events as (
+
+    select * from {{ ref('int_events_stitched') }}
+
+),
+
+ordered as (
+
+    select
+        *,
+        row_number() over (partition by person_id order by event_time, event_id) as position
+    from events
+
+),
+
+first_touch as (
+
+    select
+        person_id,
+        utm_source as first_utm_source,
+        row_number() over (partition by person_id order by event_time, event_id) as position
+    from (
+        select person_id, event_time, event_id, {{ json_text('properties', 'utm_source') }} as utm_source
+        from events
+    ) as tagged
+    where utm_source is not null
+
+),
+
+summary as (
+
+    select
+        person_id,
+        min(event_time) as first_seen_at,
+        max(event_time) as last_seen_at,
+        count(*) as event_count,
+        max(case when user_id is not null then 1 else 0 end) = 1 as is_identified,
+        count(distinct anonymous_id) as anonymous_id_count
+    from events
+    group by person_id
+
+),
+
+final as (
+
+    select
+        summary.person_id,
+        summary.first_seen_at,
+        summary.last_seen_at,
+        summary.event_count,
+        summary.is_identified,
+        summary.anonymous_id_count,
+        ordered.platform as first_platform,
+        ordered.country,
+        first_touch.first_utm_source
+    from summary
+    inner join ordered
+        on summary.person_id = ordered.person_id
+        and ordered.position = 1
+    left join first_touch
+        on summary.person_id = first_touch.person_id
+        and first_touch.position = 1
+
+)
+
+select * from final

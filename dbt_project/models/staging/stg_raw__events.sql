@@ -1,0 +1,44 @@
+-- Contract-valid events, typed, each event_id once. A re-sent event (same event_id) keeps the
+-- copy that was ingested first (then the earliest partition, then the earliest time).
+with
+
+source as (
+
+    select * from {{ source('raw', 'events') }}
+    where quarantine_reason is null
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by event_id
+            order by ingested_at, partition_date, event_time
+        ) as copy_number
+    from source
+
+),
+
+final as (
+
+    select
+        cast(event_id as {{ dbt.type_string() }}) as event_id,
+        cast(event_name as {{ dbt.type_string() }}) as event_name,
+        cast(event_time as {{ dbt.type_timestamp() }}) as event_time,
+        cast(user_id as {{ dbt.type_string() }}) as user_id,
+        cast(anonymous_id as {{ dbt.type_string() }}) as anonymous_id,
+        cast(session_id as {{ dbt.type_string() }}) as source_session_id,
+        cast(platform as {{ dbt.type_string() }}) as platform,
+        cast(country as {{ dbt.type_string() }}) as country,
+        cast(properties as {{ dbt.type_string() }}) as properties,
+        cast(source as {{ dbt.type_string() }}) as source,
+        cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at,
+        cast(partition_date as date) as partition_date
+    from ranked
+    where copy_number = 1
+
+)
+
+select * from final

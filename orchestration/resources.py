@@ -1,0 +1,83 @@
+"""Resources: the warehouse, dbt, and the event source, all configured from the environment.
+
+This module is the one environment switch: which source is read, where DuckDB lives, which dbt
+target builds. Secrets are passed as ``EnvVar`` so that Dagster shows their names, never values.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+
+from orchestration import settings
+from orchestration.ingest.sources import EventSource, build_source
+from orchestration.transform.project import dbt_project
+
+
+class EventSourceResource(dg.ConfigurableResource):
+    """The event source that ``ANALYTICS_SOURCE`` names; see orchestration/ingest/sources.py."""
+
+    kind: str = "demo"
+    path: str | None = None
+    format: str = "events"
+    demo_persons: int | None = None
+    demo_days: int | None = None
+    demo_start: str | None = None
+
+    def get_source(self) -> EventSource:
+        env = {"ANALYTICS_SOURCE": self.kind, "ANALYTICS_SOURCE_FORMAT": self.format}
+        optional = {
+            "ANALYTICS_SOURCE_PATH": self.path,
+            "DEMO_PERSONS": self.demo_persons,
+            "DEMO_DAYS": self.demo_days,
+            "DEMO_START": self.demo_start,
+        }
+        env.update({k: str(v) for k, v in optional.items() if v is not None})
+        return build_source(env)
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if settings.get(name) else None
+
+
+def event_source_resource() -> EventSourceResource:
+    return EventSourceResource(
+        kind=dg.EnvVar("ANALYTICS_SOURCE"),
+        path=_optional_env("ANALYTICS_SOURCE_PATH"),
+        format=settings.get("ANALYTICS_SOURCE_FORMAT") or "events",
+        demo_persons=_optional_env("DEMO_PERSONS"),
+        demo_days=_optional_env("DEMO_DAYS"),
+        demo_start=_optional_env("DEMO_START"),
+    )
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment, so that no one needs to activate the venv."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "duckdb": DuckDBResource(database=dg.EnvVar("DUCKDB_DATABASE")),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project,
+            target=settings.get("DBT_TARGET"),
+            dbt_executable=dbt_executable(),
+        ),
+        "event_source": event_source_resource(),
+    }
+
+
+def partition_start_date() -> date:
+    return date.fromisoformat(settings.get("ANALYTICS_START_DATE"))
+
+
+def yesterday() -> date:
+    return date.today() - timedelta(days=1)

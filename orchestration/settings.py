@@ -1,0 +1,38 @@
+"""The one place where the project's environment is read.
+
+Every setting is an environment variable with a default that makes the embedded mode work with no
+server and no key: DuckDB under ``data/``, Dagster's SQLite storage under ``.dagster_home/`` and the
+built-in demo source. Resources read the same variables through ``dagster.EnvVar``; this module only
+fills in the defaults (``os.environ.setdefault``) so that dbt, which runs as a subprocess and reads
+``env_var('DUCKDB_DATABASE')`` in ``profiles.yml``, sees exactly the path the Dagster resource sees.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+
+DEFAULTS: dict[str, str] = {
+    "DUCKDB_DATABASE": str(REPO_ROOT / "data" / "analytics.duckdb"),
+    "ANALYTICS_SOURCE": "demo",
+    # Dagster's partitions start here; every source's days must fall on or after it.
+    "ANALYTICS_START_DATE": "2026-09-01",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DBT_TARGET": "duckdb",
+}
+
+
+def apply_defaults() -> None:
+    """Fill unset variables with the embedded defaults (never overrides what the user set)."""
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    Path(os.environ["DUCKDB_DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def get(name: str) -> str:
+    """A setting's value: the environment's, else the default."""
+    return os.environ.get(name, DEFAULTS.get(name, ""))
