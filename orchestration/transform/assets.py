@@ -45,7 +45,9 @@ def _with_table_metadata(
             props = context.assets_def.metadata_by_key.get(
                 context.asset_key_for_output(event.output_name), {}
             )
-            relation = props.get("dagster/relation_identifier") or props.get("dagster/table_name")
+            identifier = props.get("dagster/relation_identifier") or props.get("dagster/table_name")
+            # schema.table only: the catalog in the manifest is the DuckDB file name at parse time.
+            relation = ".".join(str(identifier).split(".")[-2:]) if identifier else None
             if relation:
                 try:
                     event = event.with_metadata({**event.metadata, **_preview(duckdb, relation)})

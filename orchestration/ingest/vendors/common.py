@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
@@ -127,7 +127,7 @@ def utc_iso(value: datetime | pd.Timestamp) -> str:
 
 
 def time_from_text(value: Any) -> Any:
-    """An ISO-ish timestamp string (naive = UTC) as a UTC ISO string; the raw value if unparseable."""
+    """An ISO-ish timestamp (naive = UTC) as a UTC ISO string; the raw value if unparseable."""
     if is_blank(value):
         return None
     if isinstance(value, (datetime, pd.Timestamp)):
@@ -253,7 +253,7 @@ def build_properties(
 
 
 def contract_record(**fields: Any) -> dict[str, Any]:
-    """A mapped record with exactly the contract fields a source provides (no source/ingested_at)."""
+    """A mapped record: exactly the contract fields a source provides (no source/ingested_at)."""
     return {column: fields.get(column) for column in FRAME_COLUMNS[:-2]}
 
 
@@ -309,10 +309,6 @@ def dedupe_keep_last(rows: list[dict[str, Any]], key: str = "event_id") -> list[
 def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The DataFrame a source hands to ``normalize`` (an empty day has the columns, no rows)."""
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS)).astype(object)
-
-
-def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
-    yield from handle
 
 
 # --- days -----------------------------------------------------------------------------------

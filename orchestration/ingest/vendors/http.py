@@ -81,7 +81,7 @@ def safe_url(url: str) -> str:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent."""
+    """Seconds to wait per a ``Retry-After`` header (delta-seconds or HTTP date); None if absent."""
     if value is None or not value.strip():
         return None
     value = value.strip()
@@ -197,7 +197,7 @@ class VendorSession:
         stream: bool = False,
         accept_statuses: Iterable[int] = (),
     ) -> requests.Response:
-        """The response (2xx/3xx or one of ``accept_statuses``), retrying 429/5xx/connection errors."""
+        """The response (<400 or in ``accept_statuses``); retries 429/5xx/connection errors."""
         accepted = set(accept_statuses)
         policy = self.retry
         waited = 0.0
@@ -275,7 +275,8 @@ class VendorSession:
                 sink.close()
                 raise TruncatedDownloadError(
                     self.vendor,
-                    f"received {received} of {expected} bytes (Content-Length); re-run the partition",
+                    f"received {received} of {expected} bytes (Content-Length); "
+                    "re-run the partition",
                     status=response.status_code, url=url,
                 )
         sink.seek(0)

@@ -1,0 +1,54 @@
+# Everything a user runs goes through here. uv is bootstrapped into .tools/ when it is not on PATH,
+# so a fresh machine needs only Python 3.11 (the system Python is never pip-installed into).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV_BIN := $(CURDIR)/.venv/bin
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DUCKDB_DATABASE ?= $(CURDIR)/data/analytics.duckdb
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
+export OPENBLAS_NUM_THREADS ?= 1
+export PYTHONWARNINGS ?= ignore
+
+.PHONY: help install manifest run dev test lint bench clean
+
+help:
+	@echo "make run    install, then run the whole pipeline on the demo data (kept for make dev)"
+	@echo "make test   install, then run the test suite"
+	@echo "make dev    open the Dagster UI on the runs under .dagster_home"
+	@echo "make bench  time the pipeline at scale (SCALE persons, DAYS days)"
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --compile-bytecode
+	@touch $@
+
+install: .venv/.synced $(DAGSTER_HOME)/dagster.yaml
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+manifest: install
+	cd dbt_project && $(VENV_BIN)/dbt parse --quiet
+
+run: manifest
+	$(VENV_BIN)/python -m orchestration.run
+
+dev: manifest
+	$(VENV_BIN)/dagster dev -w workspace.yaml
+
+test: manifest
+	$(VENV_BIN)/python -m pytest
+
+lint: install
+	$(VENV_BIN)/ruff check orchestration ml tests
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs

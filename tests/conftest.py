@@ -1,0 +1,39 @@
+"""Test set-up: every test writes to its own temporary DuckDB file, and the dbt manifest is parsed
+once per session (the Dagster definitions need it to exist before they are imported)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ["DUCKDB_DATABASE"] = str(REPO / "data" / "pytest-parse.duckdb")
+    (REPO / "data").mkdir(exist_ok=True)
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run([str(dbt), "parse", "--quiet"], cwd=REPO / "dbt_project", check=True)
+
+
+@pytest.fixture
+def duckdb_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh warehouse file, seen by the Dagster resource and by dbt (through the environment)."""
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("DUCKDB_DATABASE", str(path))
+    return path
+
+
+@pytest.fixture
+def peers_dir() -> Path:
+    path = SHARED / "peers"
+    if not path.exists():
+        pytest.skip(f"peer cases not found at {path} (CI clones ../shared beside the repo)")
+    return path
