@@ -6,6 +6,7 @@ target builds. Secrets are passed as ``EnvVar`` so that Dagster shows their name
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from datetime import date, timedelta
@@ -17,11 +18,17 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration import settings
 from orchestration.ingest.sources import EventSource, build_source
+from orchestration.ingest.vendors import SECRET_FIELDS, VENDOR_SETTINGS
 from orchestration.transform.project import dbt_project
 
 
 class EventSourceResource(dg.ConfigurableResource):
-    """The event source that ``ANALYTICS_SOURCE`` names; see orchestration/ingest/sources.py."""
+    """The event source that ``ANALYTICS_SOURCE`` names; see orchestration/ingest/sources.py.
+
+    Vendor secrets are fields set from ``EnvVar`` (the UI shows the variable's name, never its
+    value). A vendor's other settings (project id, region, base URL, dates) are not secret and are
+    read from the environment when the source is built, by the same names (VENDOR_SETTINGS).
+    """
 
     kind: str = "demo"
     path: str | None = None
@@ -29,15 +36,27 @@ class EventSourceResource(dg.ConfigurableResource):
     demo_persons: int | None = None
     demo_days: int | None = None
     demo_start: str | None = None
+    mixpanel_api_secret: str | None = None
+    amplitude_api_key: str | None = None
+    amplitude_secret_key: str | None = None
+    posthog_personal_api_key: str | None = None
 
     def get_source(self) -> EventSource:
-        env = {"ANALYTICS_SOURCE": self.kind, "ANALYTICS_SOURCE_FORMAT": self.format}
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name.startswith(("ANALYTICS_", "MIXPANEL_", "AMPLITUDE_", "POSTHOG_"))
+        }
+        env.update({"ANALYTICS_SOURCE": self.kind, "ANALYTICS_SOURCE_FORMAT": self.format})
         optional = {
             "ANALYTICS_SOURCE_PATH": self.path,
             "DEMO_PERSONS": self.demo_persons,
             "DEMO_DAYS": self.demo_days,
             "DEMO_START": self.demo_start,
         }
+        for vendor, fields in SECRET_FIELDS.items():
+            for field in fields:
+                optional[VENDOR_SETTINGS[vendor][field]] = getattr(self, f"{vendor}_{field}")
         env.update({k: str(v) for k, v in optional.items() if v is not None})
         return build_source(env)
 
@@ -47,6 +66,11 @@ def _optional_env(name: str) -> dg.EnvVar | None:
 
 
 def event_source_resource() -> EventSourceResource:
+    secrets = {
+        f"{vendor}_{field}": _optional_env(VENDOR_SETTINGS[vendor][field])
+        for vendor, fields in SECRET_FIELDS.items()
+        for field in fields
+    }
     return EventSourceResource(
         kind=dg.EnvVar("ANALYTICS_SOURCE"),
         path=_optional_env("ANALYTICS_SOURCE_PATH"),
@@ -54,6 +78,7 @@ def event_source_resource() -> EventSourceResource:
         demo_persons=_optional_env("DEMO_PERSONS"),
         demo_days=_optional_env("DEMO_DAYS"),
         demo_start=_optional_env("DEMO_START"),
+        **{name: value for name, value in secrets.items() if value is not None},
     )
 
 

@@ -76,6 +76,8 @@ class FileSource:
             raise ValueError(f"unknown ANALYTICS_SOURCE_FORMAT {fmt!r}; one of {sorted(mappers)}")
         self.format = fmt
         self._map = mappers[fmt]
+        # A vendor's export read from files is that vendor's data: `source` says so.
+        self.name = "file" if fmt == "events" else fmt
 
     def files(self) -> list[Path]:
         if not self.path.exists():

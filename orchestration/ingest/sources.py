@@ -32,7 +32,8 @@ class SourceConfigError(ValueError):
 
 
 def build_source(env: dict[str, str] | None = None) -> EventSource:
-    """The source that ``ANALYTICS_SOURCE`` names (default ``demo``)."""
+    """The source that ``ANALYTICS_SOURCE`` names (default ``demo``), configured from ``env``:
+    demo and file settings, and each vendor's variables (``vendors.VENDOR_SETTINGS``)."""
     env = dict(os.environ) if env is None else env
     kind = env.get("ANALYTICS_SOURCE", "demo").strip().lower()
     if kind == "demo":
@@ -46,4 +47,11 @@ def build_source(env: dict[str, str] | None = None) -> EventSource:
         if not path:
             raise SourceConfigError("ANALYTICS_SOURCE=file needs ANALYTICS_SOURCE_PATH")
         return FileSource(path, fmt=env.get("ANALYTICS_SOURCE_FORMAT", "events"))
-    raise SourceConfigError(f"unknown ANALYTICS_SOURCE {kind!r} (expected demo or file)")
+    from orchestration.ingest.vendors import VENDOR_SETTINGS, build_vendor_source
+
+    if kind in VENDOR_SETTINGS:
+        names = VENDOR_SETTINGS[kind]
+        return build_vendor_source(kind, **{field: env.get(var) for field, var in names.items()})
+    raise SourceConfigError(
+        f"unknown ANALYTICS_SOURCE {kind!r} (expected demo, file, {', '.join(VENDOR_SETTINGS)})"
+    )

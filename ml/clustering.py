@@ -1,0 +1,126 @@
+"""Shared k-means plumbing for friction clusters and user segments.
+
+* :func:`scale_features` turns a frame of numeric and categorical columns into the matrix k-means
+  sees: numeric columns optionally ``log1p``-compressed (counts and money are heavy-tailed) and then
+  standardised to mean 0, standard deviation 1; each categorical column one-hot encoded and scaled
+  by ``1/sqrt(2)`` so that two persons who differ in one categorical column are exactly one unit
+  apart, the same as one standard deviation of a numeric column (otherwise a many-valued column
+  such as country would dominate the distances).
+* :func:`choose_k` fits k-means for every k in a range and keeps the k with the highest mean
+  silhouette (ties go to the smaller k). Fixed ``random_state`` and ``n_init`` make reruns give the
+  same clusters; cluster labels are then renumbered in a canonical order (see :func:`kmeans`) so
+  that they do not depend on k-means' internal initialisation order either.
+
+k-means runs single-threaded (``threadpool_limits(1)``): on the small frames here OpenMP threads
+only fight each other, and on a busy two-core machine that made a one-second fit take ten.
+
+Silhouette of a point: ``(b - a) / max(a, b)`` with ``a`` its mean distance to its own cluster
+and ``b`` the mean distance to the nearest other cluster; the score is the mean over points, in
+[-1, 1]. Above 0.5 is a clear structure, below 0.25 little structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
+
+from ml.errors import InsufficientDataError
+
+SILHOUETTE_SAMPLE = 5000
+
+
+def scale_features(
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str] = (),
+    log_columns: Sequence[str] = (),
+) -> tuple[np.ndarray, list[str]]:
+    """The k-means input matrix and its column names (``<col>`` or ``<col>=<value>``).
+
+    A numeric column with no variance becomes a column of zeros (it carries no information);
+    missing categorical values become the level ``"unknown"``.
+    """
+    if frame.empty:
+        raise InsufficientDataError("no rows to scale")
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    for col in numeric:
+        values = frame[col].astype(float).to_numpy()
+        if np.isnan(values).any():
+            raise ValueError(f"numeric feature {col!r} has missing values")
+        if col in log_columns:
+            if (values < 0).any():
+                raise ValueError(f"log-scaled feature {col!r} has negative values")
+            values = np.log1p(values)
+        std = values.std()
+        blocks.append(((values - values.mean()) / std if std > 0 else values * 0.0)[:, None])
+        names.append(col)
+    for col in categorical:
+        levels = frame[col].astype("object").where(frame[col].notna(), "unknown").astype(str)
+        for level in sorted(levels.unique()):
+            blocks.append(((levels == level).to_numpy(dtype=float) / np.sqrt(2.0))[:, None])
+            names.append(f"{col}={level}")
+    if not blocks:
+        raise ValueError("no features given")
+    return np.hstack(blocks), names
+
+
+@dataclass(frozen=True)
+class KMeansFit:
+    labels: np.ndarray
+    k: int
+    silhouette: float
+    silhouette_by_k: dict[int, float]
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """k-means labels renumbered canonically: cluster 0 is the largest, ties broken by the
+    centroid's coordinates, so labels are stable across reruns and library versions."""
+    with threadpool_limits(limits=1):
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x)
+    raw = model.labels_
+    sizes = np.bincount(raw, minlength=k)
+    order = sorted(
+        range(k), key=lambda c: (-sizes[c], tuple(np.round(model.cluster_centers_[c], 9)))
+    )
+    remap = np.empty(k, dtype=int)
+    remap[order] = np.arange(k)
+    return remap[raw]
+
+
+def choose_k(x: np.ndarray, k_range: Sequence[int] = range(2, 7), seed: int = 0) -> KMeansFit:
+    """Fit k-means for each k in ``k_range`` and keep the k with the best silhouette.
+
+    Ks that the data cannot support (more clusters than distinct points, or as many as rows:
+    the silhouette needs 2 <= k <= rows - 1) are left out; if none is
+    left, :class:`InsufficientDataError` is raised. Silhouettes are computed on at most
+    ``SILHOUETTE_SAMPLE`` points (a fixed-seed sample) to bound the quadratic cost.
+    """
+    n = x.shape[0]
+    distinct = len(np.unique(np.round(x, 12), axis=0)) if n else 0
+    ks = sorted(k for k in k_range if 2 <= k <= min(distinct, n - 1))
+    if not ks:
+        raise InsufficientDataError(
+            f"{n} rows with {distinct} distinct points cannot support any k in {list(k_range)}"
+        )
+    scores: dict[int, float] = {}
+    labels_by_k: dict[int, np.ndarray] = {}
+    for k in ks:
+        labels = kmeans(x, k, seed)
+        if len(np.unique(labels)) < 2:
+            continue
+        sample = min(n, SILHOUETTE_SAMPLE) if n > SILHOUETTE_SAMPLE else None
+        scores[k] = float(silhouette_score(x, labels, sample_size=sample, random_state=seed))
+        labels_by_k[k] = labels
+    if not scores:
+        raise InsufficientDataError("k-means found fewer than two clusters for every k")
+    best = max(scores, key=lambda k: (round(scores[k], 12), -k))
+    return KMeansFit(
+        labels=labels_by_k[best], k=best, silhouette=scores[best], silhouette_by_k=scores
+    )
