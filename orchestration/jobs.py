@@ -1,7 +1,11 @@
 """Jobs and schedules."""
 
-import dagster as dg
+from datetime import timedelta
 
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from orchestration import settings
 from orchestration.ingest.assets import daily_partitions
 
 # Everything, from the raw extract to the last mart, in one run so that a failed gate stops
@@ -15,9 +19,27 @@ analytics_pipeline = dg.define_asset_job(
     description="Land the day's raw events, gate them, then rebuild every model downstream.",
 )
 
-daily_schedule = dg.build_schedule_from_partitioned_job(
-    analytics_pipeline,
-    hour_of_day=2,
+
+def lookback_range(scheduled_day, lookback_days: int) -> tuple[str, str]:
+    """The partition range a daily run re-lands: the ``lookback_days`` days up to yesterday, so
+    that events arriving late at the vendor are picked up (landing a day again replaces it)."""
+    end = scheduled_day - timedelta(days=1)
+    start = end - timedelta(days=max(lookback_days, 1) - 1)
+    return start.isoformat(), end.isoformat()
+
+
+@dg.schedule(
+    job=analytics_pipeline,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
     name="daily_analytics_pipeline",
-    description="Each day at 02:00 UTC: land yesterday's events and rebuild the marts.",
+    description="Each day at 02:00 UTC: re-land the last ANALYTICS_LOOKBACK_DAYS days (default 3) "
+    "and rebuild the marts.",
 )
+def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    lookback = int(settings.get("ANALYTICS_LOOKBACK_DAYS") or 3)
+    start, end = lookback_range(context.scheduled_execution_time.date(), lookback)
+    return dg.RunRequest(
+        run_key=f"daily-{end}",
+        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+    )
