@@ -5,6 +5,8 @@ SHELL := /bin/bash
 
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 VENV_BIN := $(CURDIR)/.venv/bin
+# dbt must be on PATH: under `dagster dev`, DbtProject.prepare_if_dev() runs a bare `dbt`.
+export PATH := $(VENV_BIN):$(PATH)
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DUCKDB_DATABASE ?= $(CURDIR)/data/analytics.duckdb
@@ -31,9 +33,16 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.synced $(DAGSTER_HOME)/dagster.yaml
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+# Dagster's instance storage: PostgreSQL (dagster.postgres.yaml) when DAGSTER_PG_URL is set, else
+# SQLite under DAGSTER_HOME (dagster.yaml). Checked on every install (FORCE) so that setting or
+# unsetting the variable switches it; the file is rewritten only when the choice changed. The
+# variable is tested in the shell, so a URL with `$` or `#` in its password is never expanded.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml dagster.postgres.yaml FORCE
+	@mkdir -p "$(DAGSTER_HOME)"
+	@if [ -n "$${DAGSTER_PG_URL:-}" ]; then src=dagster.postgres.yaml; else src=dagster.yaml; fi; \
+	cmp -s "$$src" "$@" || { cp "$$src" "$@" && echo "Dagster instance: $@ from $$src"; }
+
+FORCE:
 
 manifest: install
 	cd dbt_project && $(VENV_BIN)/dbt parse --quiet
