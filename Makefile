@@ -37,9 +37,14 @@ install: .venv/.synced $(DAGSTER_HOME)/dagster.yaml
 # SQLite under DAGSTER_HOME (dagster.yaml). Checked on every install (FORCE) so that setting or
 # unsetting the variable switches it; the file is rewritten only when the choice changed. The
 # variable is tested in the shell, so a URL with `$` or `#` in its password is never expanded.
+# dagster-postgres needs psycopg2 (postgresql+psycopg2://): with SQLAlchemy 2.1 a plain postgresql://
+# URL means psycopg 3, which cannot send Dagster's `NOTIFY run_events, <id>` and fails every run.
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml dagster.postgres.yaml FORCE
 	@mkdir -p "$(DAGSTER_HOME)"
-	@if [ -n "$${DAGSTER_PG_URL:-}" ]; then src=dagster.postgres.yaml; else src=dagster.yaml; fi; \
+	@if [ -n "$${DAGSTER_PG_URL:-}" ]; then \
+	  case "$$DAGSTER_PG_URL" in postgresql+psycopg2://*) ;; \
+	    *) echo "DAGSTER_PG_URL must start with postgresql+psycopg2:// (see docs/production.md)" >&2; exit 1;; esac; \
+	  src=dagster.postgres.yaml; else src=dagster.yaml; fi; \
 	cmp -s "$$src" "$@" || { cp "$$src" "$@" && echo "Dagster instance: $@ from $$src"; }
 
 FORCE:
@@ -50,11 +55,19 @@ manifest: install
 run: manifest
 	$(VENV_BIN)/python -m orchestration.run
 
+# Schedules start stopped under `make dev` unless turned on: `make dev ANALYTICS_SCHEDULES=on`.
 dev: manifest
-	$(VENV_BIN)/dagster dev -w workspace.yaml
+	ANALYTICS_SCHEDULES=$(or $(ANALYTICS_SCHEDULES),off) $(VENV_BIN)/dagster dev -w workspace.yaml
 
 test: manifest
 	$(VENV_BIN)/python -m pytest
+
+# Not part of the tests: generates SCALE persons x DAYS days of demo data, runs the real job on it
+# and prints wall time and peak memory per stage (JSON under bench/results/). See bench/README.md.
+SCALE ?= 1000000
+DAYS ?= 30
+bench: manifest
+	$(VENV_BIN)/python bench/run_bench.py --scale $(SCALE) --days $(DAYS)
 
 lint: install
 	$(VENV_BIN)/ruff check orchestration ml tests

@@ -75,8 +75,8 @@ def event_source_resource() -> EventSourceResource:
         kind=dg.EnvVar("ANALYTICS_SOURCE"),
         path=_optional_env("ANALYTICS_SOURCE_PATH"),
         format=settings.get("ANALYTICS_SOURCE_FORMAT") or "events",
-        demo_persons=_optional_env("DEMO_PERSONS"),
-        demo_days=_optional_env("DEMO_DAYS"),
+        demo_persons=dg.EnvVar.int("DEMO_PERSONS") if settings.get("DEMO_PERSONS") else None,
+        demo_days=dg.EnvVar.int("DEMO_DAYS") if settings.get("DEMO_DAYS") else None,
         demo_start=_optional_env("DEMO_START"),
         **{name: value for name, value in secrets.items() if value is not None},
     )

@@ -23,6 +23,10 @@ DEFAULTS: dict[str, str] = {
     "ANALYTICS_START_DATE": "2026-09-01",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_TARGET": "duckdb",
+    # The weekly report: where it is written, the schedules' switch (on|off), its time zone.
+    "REPORTS_DIR": str(REPO_ROOT / "reports"),
+    "ANALYTICS_SCHEDULES": "on",
+    "REPORT_TIMEZONE": "UTC",
 }
 
 

@@ -13,6 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
+# postgres_server, postgres_database (tests/postgres.py); slack, smtp_server, certificate: local
+# Slack Web API and SMTP servers (tests/report_servers.py).
+pytest_plugins = ["tests.postgres", "tests.report_servers"]
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

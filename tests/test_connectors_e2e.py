@@ -8,19 +8,15 @@ import json
 import zipfile
 from datetime import date
 
-import dagster as dg
 import pytest
 import requests
 
 from orchestration.resources import EventSourceResource
-from tests.pipeline import materialize_days, query
+from tests.pipeline import CORE, materialize_days, query
 
 pytestmark = pytest.mark.e2e
 
 DAY = date(2026, 9, 2)
-CORE = dg.AssetSelection.assets(
-    "raw_events", "fct_events", "fct_sessions", "dim_users", "quarantined_events"
-).upstream()
 # Enough valid traffic that the planted bad record stays under the gate's 5% quarantine share.
 BUSY = 30
 

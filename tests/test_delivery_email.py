@@ -1,137 +1,26 @@
-"""E-mail delivery against a local aiosmtpd server that requires STARTTLS and AUTH.
-
-The server's certificate is self-signed, made here with ``cryptography``; the client trusts it
-only through ``SMTP_CA_FILE`` (the module's ssl-context setting), so certificate checking stays on.
+"""E-mail delivery against a local aiosmtpd server that requires STARTTLS and AUTH
+(``tests.report_servers.smtp_server``); the client trusts its self-signed certificate only through
+``SMTP_CA_FILE`` (the module's ssl-context setting), so certificate checking stays on.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
-import ipaddress
-import socket
-import ssl
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from orchestration.reporting.charts import build_charts
 from orchestration.reporting.content import build_report_data
 from orchestration.reporting.email import EmailDeliveryError, EmailSettings, send_report_email
 from orchestration.reporting.ledger import DeliveryLedger
 from orchestration.reporting.render import render_markdown
+from tests.report_servers import PASSWORD, PNG_MAGIC, RECIPIENTS, smtp_env
 from tests.test_report_content import WEEK, report_marts
-
-USER, PASSWORD = "reports", "s3cret-smtp-password"
-RECIPIENTS = ["ana@example.com", "ben@example.com"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class Inbox:
-    def __init__(self):
-        self.envelopes = []
-        self.logins = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append((session, envelope))
-        return "250 Message accepted for delivery"
-
-
-def _authenticator(inbox: Inbox):
-    def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data == (
-            USER.encode(),
-            PASSWORD.encode(),
-        )
-        inbox.logins.append((mechanism, ok))
-        return AuthResult(success=ok, handled=False)
-
-    return authenticate
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server(certificate):
-    cert_path, key_path = certificate
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert_path, key_path)
-    inbox = Inbox()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=_free_port(),
-        tls_context=tls,
-        require_starttls=True,
-        authenticator=_authenticator(inbox),
-        auth_required=True,
-    )
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 def _settings(controller, certificate, **overrides) -> EmailSettings:
-    env = {
-        "SMTP_HOST": "localhost",
-        "SMTP_PORT": str(controller.port),
-        "SMTP_USER": USER,
-        "SMTP_PASSWORD": PASSWORD,
-        "SMTP_FROM": "Analytics <reports@analytics.example>",
-        "REPORT_EMAIL_TO": " , ".join(RECIPIENTS),
-        "SMTP_STARTTLS": "true",
-        "SMTP_TIMEOUT_SECONDS": "5",
-        "SMTP_CA_FILE": str(certificate[0]),
-        **overrides,
-    }
-    return EmailSettings.from_env(env)
+    return EmailSettings.from_env(smtp_env(controller, certificate, **overrides))
 
 
 @pytest.fixture(scope="module")

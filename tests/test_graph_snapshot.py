@@ -16,7 +16,8 @@ def describe_graph() -> str:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         parents = ", ".join(sorted(p.to_user_string() for p in node.parent_keys))
-        partitioned = " [daily]" if node.partitions_def else ""
+        partitions = node.partitions_def
+        partitioned = f" [{type(partitions).__name__}]" if partitions else ""
         lines.append(f"asset {key.to_user_string()}{partitioned} group={node.group_name} <- {parents}")
     for check_key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
         lines.append(f"check {check_key.asset_key.to_user_string()}:{check_key.name}")

@@ -25,7 +25,7 @@ def test_funnel_bars_are_the_users_per_step():
 
 def test_retention_heatmap_is_the_weekly_cohort_matrix():
     marts = report_marts()
-    figure = charts.retention_figure(marts["retention_cohorts"], WEEK)
+    figure = charts.retention_figure(marts["retention_cohorts"], week_start=WEEK)
     image = figure.axes[0].images[0].get_array()
     # Rows: cohorts 2026-08-31, 2026-09-07, 2026-09-14; incomplete cells are masked.
     assert image.shape == (3, charts.RETENTION_PERIODS)

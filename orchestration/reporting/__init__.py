@@ -1,4 +1,7 @@
 """The weekly report: numbers from the marts, charts, HTML and Markdown, Slack and e-mail.
 
-Nothing here imports Dagster: the assets, schedule and sensor only wire these functions together.
+Only ``assets.py``, ``schedules.py`` and ``sensors.py`` import Dagster; they wire the plain
+functions of the other modules together (``marts`` reads the warehouse, ``content`` works out the
+numbers, ``charts`` draws them, ``render`` writes HTML/Markdown, ``slack``/``email``/``ledger``
+deliver once per week).
 """

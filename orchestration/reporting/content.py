@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
@@ -117,6 +117,28 @@ class ReportData:
         for item in self.headlines:
             out[item.key] = item.value
         return out
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able form: written beside the report so that delivery, which may run
+        alone and later, sends exactly the numbers the report shows."""
+        return {
+            **asdict(self),
+            "week_start": self.week_start.isoformat(),
+            "week_end": self.week_end.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping) -> ReportData:
+        drop = payload.get("biggest_drop_off")
+        return cls(
+            week_start=date.fromisoformat(payload["week_start"]),
+            week_end=date.fromisoformat(payload["week_end"]),
+            headlines=[Headline(**h) for h in payload["headlines"]],
+            biggest_drop_off=None if drop is None else DropOff(**drop),
+            drop_offs_by_funnel=[DropOff(**d) for d in payload["drop_offs_by_funnel"]],
+            ux_recommendations=list(payload.get("ux_recommendations", [])),
+            experiments=[ExperimentResult(**e) for e in payload.get("experiments", [])],
+        )
 
 
 def format_number(value: float | None, kind: str) -> str:

@@ -1,0 +1,103 @@
+{#- Helpers for the behaviour models (models/*/behaviour). The configuration arrives as the dbt var
+    `behaviour`, built from the `behaviour:` section of config/analytics.yml by
+    orchestration/behaviour_config.py (docs/behaviour.md). -#}
+
+{#- The behaviour configuration with defaults filled in (a plain `dbt build` gets the defaults). -#}
+{% macro behaviour_config() -%}
+  {%- set given = var('behaviour', none) or {} -%}
+  {%- set features = {'events': none, 'signup_event': 'first_seen', 'breakdowns': none} -%}
+  {%- do features.update(given.get('features', {})) -%}
+  {%- if features['breakdowns'] is none -%}
+    {%- do features.update({'breakdowns': metrics_config()['breakdowns']}) -%}
+  {%- endif -%}
+  {%- set lifecycle = {'event': 'any', 'granularities': ['day', 'week']} -%}
+  {%- do lifecycle.update(given.get('lifecycle', {})) -%}
+  {%- set impact = {'adoption_window_seconds': 604800, 'outcome_window_seconds': 2592000} -%}
+  {%- do impact.update(given.get('revenue_impact', {})) -%}
+  {%- set snapshots = {'recompute_days': 3} -%}
+  {%- do snapshots.update(given.get('snapshots', {})) -%}
+  {%- set funnel_steps = [] -%}
+  {%- for funnel in metrics_config()['funnels'] -%}
+    {%- for step in funnel['steps'] -%}
+      {%- if step not in funnel_steps -%}{%- do funnel_steps.append(step) -%}{%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {{ return({
+      'journeys': given.get('journeys', []),
+      'features': features,
+      'lifecycle': lifecycle,
+      'abandonment': given.get('abandonment', []),
+      'revenue_property': given.get('revenue_property', 'revenue'),
+      'revenue_impact': impact,
+      'snapshots': snapshots,
+      'funnel_steps': funnel_steps,
+  }) }}
+{%- endmacro %}
+
+{#- True when the text expression matches the regular expression (a search: anchor with ^ and $). -#}
+{% macro behaviour_regex_matches(expression, pattern) -%}
+  {{ return(adapter.dispatch('behaviour_regex_matches', 'product_analytics')(expression, pattern)) }}
+{%- endmacro %}
+
+{% macro default__behaviour_regex_matches(expression, pattern) -%}
+  ({{ expression }} ~ {{ metrics_literal(pattern) }})
+{%- endmacro %}
+
+{% macro duckdb__behaviour_regex_matches(expression, pattern) -%}
+  regexp_matches({{ expression }}, {{ metrics_literal(pattern) }})
+{%- endmacro %}
+
+{#- A numeric JSON property as a double; null when absent or not a number (never an error). -#}
+{% macro behaviour_json_number(column, key) -%}
+  {{ return(adapter.dispatch('behaviour_json_number', 'product_analytics')(column, key)) }}
+{%- endmacro %}
+
+{% macro default__behaviour_json_number(column, key) -%}
+  case
+    when {{ json_text(column, key) }} ~ '^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$'
+      then cast({{ json_text(column, key) }} as {{ metrics_type_double() }})
+  end
+{%- endmacro %}
+
+{% macro duckdb__behaviour_json_number(column, key) -%}
+  try_cast({{ json_text(column, key) }} as double)
+{%- endmacro %}
+
+{#- The hour of the day (0-23) of a timestamp. -#}
+{% macro behaviour_hour(expression) -%}
+  cast(extract(hour from {{ expression }}) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{#- A text list as a SQL `in (...)` list body. -#}
+{% macro behaviour_in_list(values) -%}
+  {%- for value in values %}{{ metrics_literal(value) }}{% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
+{#- The acquisition channel from a first touch's utm_source, utm_medium and referrer (lower-cased
+    text expressions). The rules, in order, are in docs/behaviour.md. -#}
+{% macro behaviour_channel(source, medium, referrer) -%}
+  case
+    when {{ medium }} in ('cpc', 'ppc', 'paid', 'paidsearch', 'paid_search', 'paid_social', 'display', 'cpm', 'cpv')
+      or {{ medium }} like 'paid%'
+      then 'paid'
+    when {{ medium }} in ('email', 'e-mail', 'newsletter') or {{ source }} in ('email', 'newsletter')
+      then 'email'
+    when {{ medium }} in ('social', 'social-network', 'social_network', 'sm')
+      or {{ source }} in ('facebook', 'instagram', 'linkedin', 'twitter', 'x', 'reddit', 'tiktok', 'youtube', 'pinterest')
+      or {{ referrer }} like '%facebook.%' or {{ referrer }} like '%instagram.%'
+      or {{ referrer }} like '%linkedin.%' or {{ referrer }} like '%twitter.%'
+      or {{ referrer }} like '%://t.co/%' or {{ referrer }} like '%://x.com/%'
+      or {{ referrer }} like '%reddit.%' or {{ referrer }} like '%tiktok.%'
+      or {{ referrer }} like '%youtube.%' or {{ referrer }} like '%pinterest.%'
+      then 'social'
+    when {{ medium }} = 'organic'
+      or {{ referrer }} like '%://www.google.%' or {{ referrer }} like '%://google.%'
+      or {{ referrer }} like '%bing.com%' or {{ referrer }} like '%duckduckgo.com%'
+      or {{ referrer }} like '%search.yahoo.%' or {{ referrer }} like '%baidu.com%'
+      or {{ referrer }} like '%yandex.%' or {{ referrer }} like '%ecosia.org%'
+      then 'organic_search'
+    when coalesce({{ referrer }}, '') <> '' or coalesce({{ source }}, '') <> ''
+      then 'referral'
+    else 'direct'
+  end
+{%- endmacro %}

@@ -1,0 +1,41 @@
+-- One row per person: the first touch, i.e. the person's earliest event after identity stitching
+-- (anonymous events included), its name (the landing event) and its utm_* and referrer, with the
+-- acquisition channel they give (rules in docs/behaviour.md).
+with
+
+events as (
+
+    select * from {{ ref('fct_events') }}
+
+),
+
+ranked as (
+
+    select
+        person_id,
+        event_name,
+        lower({{ json_text('properties', 'utm_source') }}) as utm_source,
+        lower({{ json_text('properties', 'utm_medium') }}) as utm_medium,
+        {{ json_text('properties', 'utm_campaign') }} as utm_campaign,
+        lower({{ json_text('properties', 'referrer') }}) as referrer,
+        row_number() over (partition by person_id order by event_time, event_id) as position
+    from events
+
+),
+
+final as (
+
+    select
+        person_id,
+        event_name as landing_event,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        referrer,
+        {{ behaviour_channel('utm_source', 'utm_medium', 'referrer') }} as channel
+    from ranked
+    where position = 1
+
+)
+
+select * from final

@@ -1,0 +1,209 @@
+-- The retention matrix for everyone (`segment_name` = 'all') and per breakdown: for each
+-- granularity, cohort and period N (0 up to the config's max_periods, and no further than the data
+-- reaches), how many of the cohort did the return event in period N exactly and in period N or any
+-- later one. A period is complete when the data covers all of it (the last day with events is
+-- taken as fully landed, since days are landed whole).
+{%- set cfg = metrics_config() %}
+{%- set retention = cfg['retention'] %}
+{%- set max_periods = retention['max_periods'] %}
+{%- set ns = namespace(upper=0) %}
+{%- for granularity in retention['granularities'] %}
+{%- if max_periods.get(granularity, 0) > ns.upper %}{% set ns.upper = max_periods.get(granularity, 0) %}{% endif %}
+{%- endfor %}
+with
+
+members as (
+
+    select * from {{ ref('int_retention_members') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_metrics_events') }}
+
+),
+
+data_end as (
+
+    select {{ dbt.dateadd('day', 1, 'max(event_date)') }} as covered_until
+    from events
+
+),
+
+segmented_members as (
+
+    select
+        granularity,
+        person_id,
+        cohort_start,
+        cohort_at,
+        {{ metrics_literal('all') }} as segment_name,
+        {{ metrics_literal('all') }} as segment_value
+    from members
+    {%- for breakdown in cfg['breakdowns'] %}
+    union all
+    select
+        granularity,
+        person_id,
+        cohort_start,
+        cohort_at,
+        {{ metrics_literal(breakdown) }} as segment_name,
+        coalesce(breakdown_{{ loop.index }}, '(none)') as segment_value
+    from members
+    {%- endfor %}
+
+),
+
+return_events as (
+
+    select person_id, event_time
+    from events
+    {%- if retention['return_event'] != 'any' %}
+    where event_name = {{ metrics_literal(retention['return_event']) }}
+    {%- endif %}
+
+),
+
+member_returns as (
+
+    select distinct
+        members.granularity,
+        members.person_id,
+        members.cohort_start,
+        {%- for granularity in retention['granularities'] %}
+        {%- if loop.first %}
+        case
+        {%- endif %}
+            when members.granularity = {{ metrics_literal(granularity) }} then
+                {{ metrics_periods_between(granularity, 'members.cohort_start', metrics_period_start(granularity, 'return_events.event_time')) }}
+        {%- if loop.last %}
+        end as period_number
+        {%- endif %}
+        {%- endfor %}
+    from members
+    inner join return_events
+        on members.person_id = return_events.person_id
+        and return_events.event_time >= members.cohort_at
+
+),
+
+member_last_return as (
+
+    select granularity, person_id, cohort_start, max(period_number) as last_period_number
+    from member_returns
+    group by granularity, person_id, cohort_start
+
+),
+
+cohorts as (
+
+    select
+        granularity,
+        segment_name,
+        segment_value,
+        cohort_start,
+        count(*) as cohort_users
+    from segmented_members
+    group by granularity, segment_name, segment_value, cohort_start
+
+),
+
+period_numbers as (
+
+    select generated_number - 1 as period_number
+    from ({{ dbt.generate_series(ns.upper + 1) }}) as series
+
+),
+
+grid as (
+
+    select
+        cohorts.*,
+        period_numbers.period_number,
+        case
+            {%- for granularity in retention['granularities'] %}
+            when cohorts.granularity = {{ metrics_literal(granularity) }}
+                then {{ dbt.dateadd(granularity, 'period_numbers.period_number + 1', 'cohorts.cohort_start') }}
+            {%- endfor %}
+        end as period_end,
+        case
+            {%- for granularity in retention['granularities'] %}
+            when cohorts.granularity = {{ metrics_literal(granularity) }}
+                then {{ dbt.dateadd(granularity, 'period_numbers.period_number', 'cohorts.cohort_start') }}
+            {%- endfor %}
+        end as period_start,
+        case
+            {%- for granularity in retention['granularities'] %}
+            when cohorts.granularity = {{ metrics_literal(granularity) }} then {{ max_periods.get(granularity, 0) }}
+            {%- endfor %}
+        end as max_period_number
+    from cohorts
+    cross join period_numbers
+
+),
+
+retained as (
+
+    select
+        segmented_members.granularity,
+        segmented_members.segment_name,
+        segmented_members.segment_value,
+        segmented_members.cohort_start,
+        period_numbers.period_number,
+        count(distinct case
+            when member_returns.period_number = period_numbers.period_number
+                then segmented_members.person_id
+        end) as retained_users,
+        count(distinct case
+            when member_last_return.last_period_number >= period_numbers.period_number
+                then segmented_members.person_id
+        end) as retained_users_unbounded
+    from segmented_members
+    cross join period_numbers
+    left join member_last_return
+        on segmented_members.granularity = member_last_return.granularity
+        and segmented_members.person_id = member_last_return.person_id
+        and segmented_members.cohort_start = member_last_return.cohort_start
+    left join member_returns
+        on segmented_members.granularity = member_returns.granularity
+        and segmented_members.person_id = member_returns.person_id
+        and segmented_members.cohort_start = member_returns.cohort_start
+        and member_returns.period_number = period_numbers.period_number
+    group by
+        segmented_members.granularity,
+        segmented_members.segment_name,
+        segmented_members.segment_value,
+        segmented_members.cohort_start,
+        period_numbers.period_number
+
+),
+
+final as (
+
+    select
+        grid.granularity,
+        grid.segment_name,
+        grid.segment_value,
+        grid.cohort_start,
+        grid.period_number,
+        grid.cohort_users,
+        coalesce(retained.retained_users, 0) as retained_users,
+        coalesce(retained.retained_users_unbounded, 0) as retained_users_unbounded,
+        cast(coalesce(retained.retained_users, 0) as {{ metrics_type_double() }}) / grid.cohort_users
+            as retention_rate,
+        grid.period_end <= data_end.covered_until as is_complete
+    from grid
+    cross join data_end
+    left join retained
+        on grid.granularity = retained.granularity
+        and grid.segment_name = retained.segment_name
+        and grid.segment_value = retained.segment_value
+        and grid.cohort_start = retained.cohort_start
+        and grid.period_number = retained.period_number
+    where grid.period_number <= grid.max_period_number
+        and grid.period_start < data_end.covered_until
+
+)
+
+select * from final

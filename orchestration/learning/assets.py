@@ -1,0 +1,353 @@
+"""The learning assets: marts in, ``ml/`` functions, result tables out, quality figures as metadata.
+
+Each asset reads the dbt marts it lists in ``deps`` from DuckDB, calls the model functions in
+``ml/`` and replaces its table in schema ``main`` (the asset key is the table name). When the data
+cannot support a model (:class:`ml.errors.InsufficientDataError`) the table is written empty with
+its full schema and the reason is the materialization's ``insufficient_data`` metadata, so nobody
+reads a made-up number; the blocking checks in :mod:`orchestration.learning.checks` then fail.
+"""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from ml.errors import InsufficientDataError
+from ml.features import activity_features, first_day_features, funnel_levels, step_behaviour
+from ml.friction import friction_clusters
+from ml.patterns import baskets, frequent_patterns
+from ml.prediction import train_conversion_models
+from ml.recommendations import evaluate, interactions_from_events, user_recommendations
+from ml.segmentation import segment_users
+from ml.ux_recommendations import ux_recommendations
+from orchestration.learning.tables import (
+    SCHEMAS,
+    learning_funnel,
+    read_events,
+    read_table,
+    read_users,
+    replace_table,
+)
+
+GROUP = "learning"
+KINDS = {"python", "scikitlearn", "duckdb"}
+EVENTS = dg.AssetKey("fct_events")
+USERS = dg.AssetKey("dim_users")
+TOP_RULES = 10
+
+
+def _spec(name: str, description: str, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        name,
+        group_name=GROUP,
+        kinds=KINDS,
+        deps=deps,
+        description=description,
+        metadata={"dagster/column_schema": SCHEMAS[name]},
+    )
+
+
+def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("_(none)_")
+    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=floatfmt))
+
+
+def _written(duckdb: DuckDBResource, name: str, frame: pd.DataFrame) -> dict:
+    return {"dagster/row_count": replace_table(duckdb, name, frame)}
+
+
+def _insufficient(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, name: str, reason: str
+) -> dict:
+    """An empty table with the reason, instead of a result that means nothing."""
+    context.log.warning(f"{name}: insufficient data, table written empty: {reason}")
+    return {
+        **_written(duckdb, name, pd.DataFrame(columns=[c.name for c in SCHEMAS[name].columns])),
+        "insufficient_data": dg.MetadataValue.text(reason),
+    }
+
+
+def _funnel_inputs(duckdb: DuckDBResource):
+    funnel = learning_funnel()
+    events, users = read_events(duckdb), read_users(duckdb)
+    levels = funnel_levels(events, funnel.steps, funnel.window)
+    return funnel, events, users, levels
+
+
+def _funnel_metadata(funnel) -> dict:
+    return {"funnel": funnel.name, "funnel_steps": " -> ".join(funnel.steps)}
+
+
+@dg.multi_asset(
+    name="friction",
+    specs=[
+        _spec(
+            "friction_clusters",
+            "Each person who dropped at a funnel step, with their friction cluster at that step "
+            "(k-means on behaviour before leaving; ml/friction.py).",
+            [EVENTS, USERS],
+        ),
+        _spec(
+            "friction_cluster_profiles",
+            "Per step and cluster: size, a plain-words name from the traits that set it apart "
+            "from the step's converters, k and silhouette.",
+            [EVENTS, USERS],
+        ),
+    ],
+)
+def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Both friction tables come from one clustering run, so they are built together."""
+    funnel, events, users, levels = _funnel_inputs(duckdb)
+    try:
+        behaviour = step_behaviour(events, levels, users, funnel.steps, funnel.window)
+        result = friction_clusters(behaviour, funnel.steps[1:])
+    except InsufficientDataError as error:
+        for name in ("friction_clusters", "friction_cluster_profiles"):
+            yield dg.MaterializeResult(
+                asset_key=name,
+                metadata={
+                    **_insufficient(context, duckdb, name, str(error)),
+                    **_funnel_metadata(funnel),
+                },
+            )
+        return
+
+    by_step = result.profiles.groupby("step", sort=False).agg(
+        k=("k", "first"), silhouette=("silhouette", "first"), dropped=("persons", "sum")
+    )
+    per_step = (
+        pd.DataFrame({"step": funnel.steps[1:]})
+        .merge(by_step.reset_index(), on="step", how="left")
+        .assign(skipped=lambda f: f["step"].map(result.skipped).fillna(""))
+        .astype({"k": "Int64", "dropped": "Int64"})
+    )
+    quality = {
+        "per_step": _md(per_step),
+        **{
+            f"silhouette_{step}": dg.MetadataValue.float(float(row["silhouette"]))
+            for step, row in by_step.iterrows()
+        },
+        **{f"k_{step}": dg.MetadataValue.int(int(row["k"])) for step, row in by_step.iterrows()},
+    }
+    yield dg.MaterializeResult(
+        asset_key="friction_clusters",
+        metadata={
+            **_written(duckdb, "friction_clusters", result.clusters),
+            **_funnel_metadata(funnel),
+            **quality,
+        },
+    )
+    profiles = result.profiles[["step", "cluster", "persons", "share_of_dropped", "name"]]
+    yield dg.MaterializeResult(
+        asset_key="friction_cluster_profiles",
+        metadata={
+            **_written(duckdb, "friction_cluster_profiles", result.profiles),
+            **_funnel_metadata(funnel),
+            **quality,
+            "clusters": _md(profiles),
+        },
+    )
+
+
+@dg.asset(
+    name="ux_recommendations",
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[EVENTS, USERS, "friction_clusters", "friction_cluster_profiles"],
+    metadata={"dagster/column_schema": SCHEMAS["ux_recommendations"]},
+)
+def ux_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """(Funnel step, segment) pairs that lose the most persons against the best comparable
+    segment, ranked, each with a recommendation and its evidence (ml/ux_recommendations.py)."""
+    funnel, events, users, levels = _funnel_inputs(duckdb)
+    clusters = read_table(duckdb, "friction_clusters")
+    profiles = read_table(duckdb, "friction_cluster_profiles")
+    try:
+        behaviour = step_behaviour(events, levels, users, funnel.steps, funnel.window)
+        recs = ux_recommendations(
+            behaviour,
+            clusters if len(clusters) else None,
+            profiles[["step", "cluster", "name"]] if len(profiles) else None,
+        )
+    except InsufficientDataError as error:
+        return dg.MaterializeResult(
+            metadata={
+                **_insufficient(context, duckdb, "ux_recommendations", str(error)),
+                **_funnel_metadata(funnel),
+            }
+        )
+    top = recs.head(5)[
+        [
+            "rank",
+            "step",
+            "dimension",
+            "segment",
+            "persons",
+            "conversion_rate",
+            "best_segment",
+            "best_rate",
+            "recoverable_persons",
+            "p_value",
+            "pattern",
+            "recommendation",
+        ]
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            **_written(duckdb, "ux_recommendations", recs),
+            **_funnel_metadata(funnel),
+            "comparisons": len(recs),
+            "significant": int(recs["significant"].sum()),
+            "top_recommendations": _md(top.assign(p_value=top["p_value"].map("{:.2g}".format))),
+        }
+    )
+
+
+@dg.asset(
+    name="user_recommendations",
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[EVENTS],
+    metadata={"dagster/column_schema": SCHEMAS["user_recommendations"]},
+)
+def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Top-10 features to try for each person who used one: implicit-feedback ALS, evaluated on
+    a time split against the popularity baseline (ml/recommendations.py)."""
+    interactions = interactions_from_events(read_events(duckdb))
+    try:
+        recs = user_recommendations(interactions)
+    except InsufficientDataError as error:
+        return dg.MaterializeResult(
+            metadata=_insufficient(context, duckdb, "user_recommendations", str(error))
+        )
+    metadata = {
+        **_written(duckdb, "user_recommendations", recs),
+        "persons": int(recs["person_id"].nunique()),
+    }
+    try:
+        scores = evaluate(interactions)
+    except InsufficientDataError as error:
+        # The recommendations stand; only their evaluation is missing, and we say why.
+        metadata["evaluation_skipped"] = dg.MetadataValue.text(str(error))
+    else:
+        metadata |= {
+            key: dg.MetadataValue.float(float(value)) if isinstance(value, float) else value
+            for key, value in scores.items()
+        }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    name="conversion_predictions",
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[EVENTS, USERS],
+    metadata={"dagster/column_schema": SCHEMAS["conversion_predictions"]},
+)
+def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Each funnel entrant's probability of completing the funnel, judged from their first day:
+    logistic regression and a decision tree on a stratified 70/30 split (ml/prediction.py).
+    The blocking check conversion_prediction_auc_above_chance scores the held-out rows."""
+    funnel, events, users, levels = _funnel_inputs(duckdb)
+    try:
+        features = first_day_features(events, levels, users, funnel.steps, funnel.window)
+        models = train_conversion_models(features)
+    except InsufficientDataError as error:
+        return dg.MaterializeResult(
+            metadata={
+                **_insufficient(context, duckdb, "conversion_predictions", str(error)),
+                **_funnel_metadata(funnel),
+            }
+        )
+    m = models.metrics
+    metadata = {
+        **_written(duckdb, "conversion_predictions", models.predictions),
+        **_funnel_metadata(funnel),
+        "train_persons": m["train_persons"],
+        "test_persons": m["test_persons"],
+        "base_rate": dg.MetadataValue.float(m["base_rate"]),
+    }
+    for model in ("logistic", "tree"):
+        metadata |= {
+            f"{model}_auc": dg.MetadataValue.float(m[f"{model}_auc"]),
+            f"{model}_auc_95ci": f"[{m[f'{model}_auc_low']:.3f}, {m[f'{model}_auc_high']:.3f}]",
+        }
+    metadata["logistic_coefficients"] = _md(models.coefficients)
+    metadata["tree_importances"] = _md(models.importances[models.importances["importance"] > 0])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    name="user_segments",
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[EVENTS],
+    metadata={"dagster/column_schema": SCHEMAS["user_segments"]},
+)
+def user_segments_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Behavioural segments of every person: k-means on events, sessions, active days,
+    conversion and revenue, k by silhouette (ml/segmentation.py)."""
+    funnel = learning_funnel()
+    events = read_events(duckdb, with_properties=True)
+    try:
+        levels = funnel_levels(events, funnel.steps, funnel.window)
+        segmentation = segment_users(activity_features(events, levels, funnel.steps))
+    except InsufficientDataError as error:
+        return dg.MaterializeResult(
+            metadata=_insufficient(context, duckdb, "user_segments", str(error))
+        )
+    names = segmentation.profiles.set_index("segment")["name"]
+    segments = segmentation.segments.assign(
+        segment_name=segmentation.segments["segment"].map(names)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **_written(duckdb, "user_segments", segments),
+            "k": segmentation.k,
+            "silhouette": dg.MetadataValue.float(segmentation.silhouette),
+            "silhouette_by_k": _md(
+                pd.DataFrame(
+                    [(str(k), s) for k, s in sorted(segmentation.silhouette_by_k.items())],
+                    columns=["k", "silhouette"],
+                )
+            ),
+            "segments": _md(segmentation.profiles, floatfmt=".2f"),
+        }
+    )
+
+
+@dg.asset(
+    name="event_patterns",
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[EVENTS],
+    metadata={"dagster/column_schema": SCHEMAS["event_patterns"]},
+)
+def event_patterns_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Association rules between the events persons do (FP-growth over each person's set of
+    events; ml/patterns.py), strongest lift first."""
+    try:
+        patterns = frequent_patterns(baskets(read_events(duckdb)))
+    except InsufficientDataError as error:
+        return dg.MaterializeResult(
+            metadata=_insufficient(context, duckdb, "event_patterns", str(error))
+        )
+    metadata = {
+        **_written(duckdb, "event_patterns", patterns.rules),
+        "baskets": patterns.baskets,
+        "frequent_itemsets": len(patterns.itemsets),
+        "top_rules_by_lift": _md(patterns.rules.head(TOP_RULES)),
+    }
+    if patterns.reason:
+        metadata["insufficient_data"] = dg.MetadataValue.text(patterns.reason)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+learning_assets = [
+    friction,
+    ux_recommendations_asset,
+    user_recommendations_asset,
+    conversion_predictions_asset,
+    user_segments_asset,
+    event_patterns_asset,
+]

@@ -1,0 +1,86 @@
+"""Reading what the weekly report needs from the warehouse (a DuckDB connection in, DataFrames out).
+
+The event-level marts are read for the two weeks the report compares only; the aggregate marts
+are small and read whole. ``ux_recommendations`` (learning) and ``experiment_results``
+(experiments) are read when the table exists: the report says "none available" otherwise, so a
+report is still built when those stages did not run.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
+
+SCHEMA = "main"
+WEEK = timedelta(days=7)
+
+# Optional tables: the report's column -> the candidate columns of the table, first found wins.
+EXPERIMENT_COLUMNS = {
+    "experiment": ("experiment_name", "experiment"),
+    "metric": ("metric_name", "metric"),
+    "variant": ("variant",),
+    "relative_lift": ("relative_lift", "lift_relative", "relative_uplift"),
+    "p_value": ("p_value_adjusted", "p_value"),
+    "significant": ("is_significant", "significant"),
+}
+
+
+def table_exists(con, name: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?",
+            [SCHEMA, name],
+        ).fetchone()[0]
+    )
+
+
+def read_marts(con, week_start: date) -> dict[str, pd.DataFrame]:
+    """``fct_events`` and ``dim_users`` for the report week and the week before, and the
+    ``funnel_conversion``, ``retention_cohorts`` and ``active_users`` marts; and
+    ``experiment_results`` as it is, when the experiments stage has written it."""
+    start = datetime.combine(week_start - WEEK, time.min)
+    end = datetime.combine(week_start + WEEK, time.min)
+    optional = {
+        name: con.execute(f"select * from main.{name}").df()
+        for name in ("experiment_results",)
+        if table_exists(con, name)
+    }
+    return {
+        **optional,
+        "fct_events": con.execute(
+            "select event_id, event_name, event_time, person_id, properties from main.fct_events "
+            "where event_time >= ? and event_time < ?",
+            [start, end],
+        ).df(),
+        "dim_users": con.execute(
+            "select person_id, first_seen_at from main.dim_users "
+            "where first_seen_at >= ? and first_seen_at < ?",
+            [start, end],
+        ).df(),
+        "funnel_conversion": con.execute("select * from main.funnel_conversion").df(),
+        "retention_cohorts": con.execute("select * from main.retention_cohorts").df(),
+        "active_users": con.execute("select * from main.active_users").df(),
+    }
+
+
+def read_ux_recommendations(con) -> pd.DataFrame | None:
+    if not table_exists(con, "ux_recommendations"):
+        return None
+    return con.execute("select * from main.ux_recommendations order by rank").df()
+
+
+def read_experiments(con) -> pd.DataFrame | None:
+    """``experiment_results`` with its columns renamed to what ``build_report_data`` reads."""
+    if not table_exists(con, "experiment_results"):
+        return None
+    frame = con.execute("select * from main.experiment_results").df()
+    renamed = {}
+    for target, candidates in EXPERIMENT_COLUMNS.items():
+        found = next((c for c in candidates if c in frame.columns), None)
+        if found is not None:
+            renamed[target] = frame[found]
+    if "experiment" not in renamed or "p_value" not in renamed:
+        return None
+    return pd.DataFrame(renamed)

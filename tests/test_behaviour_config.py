@@ -1,0 +1,96 @@
+"""The behaviour: section of the analytics configuration: defaults, dbt vars, and errors that name
+the file and line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestration.behaviour_config import BehaviourConfig, Journey
+from orchestration.metrics_config import (
+    MetricsConfigError,
+    load_config,
+    parse_config,
+    to_dbt_vars,
+)
+
+
+def test_absent_section_gives_defaults():
+    config = parse_config("funnels: []\n")
+    assert config.behaviour == BehaviourConfig()
+    variables = json.loads(json.dumps(to_dbt_vars(config)))
+    assert variables["behaviour"]["journeys"] == []
+    assert variables["behaviour"]["snapshots"] == {"recompute_days": 3}
+
+
+def test_a_journey_with_every_option():
+    config = parse_config(
+        "funnels:\n  - {name: f, steps: [a, b], conversion_window: 1d}\n"
+        "behaviour:\n"
+        "  journeys:\n"
+        "    - name: j\n"
+        "      before: b\n"
+        "      steps: 3\n"
+        "      occurrence: every\n"
+        "      collapse_repeats: false\n"
+        "      exclude: ['^page_']\n"
+        "      aliases: {feature: '^(x|y)$', other: z}\n"
+        "  abandonment:\n"
+        "    - {name: cart, start_event: add, complete_event: buy, window: 2h, value_property: v}\n"
+    )
+    assert config.behaviour.journeys == [
+        Journey(
+            "j",
+            "b",
+            "before",
+            3,
+            "every",
+            False,
+            ["^page_"],
+            [{"name": "feature", "pattern": "^(x|y)$"}, {"name": "other", "pattern": "z"}],
+        )
+    ]
+    assert config.behaviour.abandonment[0].window_seconds == 7200
+    assert to_dbt_vars(config)["behaviour"]["funnel_steps"] == ["a", "b"]
+
+
+def test_the_repository_config_parses():
+    assert [j.name for j in load_config().behaviour.journeys] == ["after_signup", "before_purchase"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("behaviour:\n  journey: []\n", "line 2: unknown key 'journey' in behaviour"),
+        ("behaviour:\n  journeys:\n    - {name: j}\n", "line 3: journey 'j': give exactly one of"),
+        (
+            "behaviour:\n  journeys:\n    - {name: j, after: a, before: b}\n",
+            "line 3: journey 'j': give exactly one of",
+        ),
+        (
+            "behaviour:\n  journeys:\n    - {name: j, after: a, steps: 0}\n",
+            "line 3: journey 'j': steps",
+        ),
+        (
+            "behaviour:\n  journeys:\n    - name: j\n      after: a\n      exclude: ['(']\n",
+            "line 5: journey 'j': exclude pattern '(' is not a regular expression",
+        ),
+        (
+            "behaviour:\n  journeys:\n    - {name: j, after: a}\n    - {name: j, after: b}\n",
+            "line 4: journey name 'j' is used twice",
+        ),
+        (
+            "behaviour:\n  abandonment:\n    - {name: c, start_event: a, complete_event: b,"
+            " window: 3x}\n",
+            "line 3: abandonment pair 'c': window",
+        ),
+        ("behaviour:\n  lifecycle: {granularities: [month]}\n", "line 2: lifecycle granularity"),
+        ("behaviour:\n  features: {breakdowns: [colour]}\n", "line 2: breakdown 'colour'"),
+        ("behaviour:\n  snapshots: {recompute_days: 0}\n", "line 2: recompute_days"),
+    ],
+)
+def test_errors_name_the_line(text, message):
+    with pytest.raises(MetricsConfigError) as error:
+        parse_config(text, source="analytics.yml")
+    assert f"analytics.yml, {message}" in str(error.value)

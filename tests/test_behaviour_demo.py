@@ -1,0 +1,67 @@
+"""The demo's planted acquisition mix, seen in traffic_sources, and every behaviour mart built from
+the demo with the repository's config/analytics.yml, with its UI headline and chart."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestration.ingest.demo import CHANNELS, DemoConfig, generate
+from orchestration.metrics.reports import REPORTS
+from orchestration.metrics_config import DEFAULT_CONFIG_PATH
+from tests.metrics_dbt import build_or_fail, land_events, query
+
+BEHAVIOUR_MARTS = (
+    "+dim_users +fct_sessions +top_paths +path_transitions +path_drop_offs +lifecycle"
+    " +feature_usage +feature_adoption +traffic_sources +traffic_source_conversions"
+    " +metric_snapshots +abandonment +abandoned_items"
+)
+PLANTED = {"paid" if c == "paid_search" else c: share for c, (share, *_) in CHANNELS.items()}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    database = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    records = generate(DemoConfig(persons=1500, days=28)).drop(columns=["day"])
+    land_events(database, records.to_dict("records"))
+    build_or_fail(database, DEFAULT_CONFIG_PATH.read_text(), BEHAVIOUR_MARTS)
+    return database
+
+
+def test_first_touch_channels_recover_the_planted_mix(demo):
+    frame = query(demo, "select channel, sum(persons) as persons from traffic_sources group by 1")
+    shares = dict(zip(frame.channel, frame.persons / frame.persons.sum(), strict=True))
+    assert set(shares) == set(PLANTED)
+    for channel, share in PLANTED.items():
+        assert shares[channel] == pytest.approx(share, abs=0.04), channel
+
+
+def test_onboarding_journey_and_drop_offs(demo):
+    top = query(
+        demo, "select path from top_paths where journey_name = 'after_signup' and path_rank = 1"
+    ).path.iloc[0]
+    assert top.startswith("signup > verify_email")
+    dropped = query(
+        demo, "select sum(persons) from path_drop_offs where funnel_name = 'onboarding'"
+    )
+    levels = query(
+        demo,
+        "select count(*) from int_funnel_levels where funnel_name = 'onboarding' and level < 5",
+    )
+    assert dropped.iloc[0, 0] == levels.iloc[0, 0]
+
+
+@pytest.mark.parametrize(
+    "mart",
+    [
+        "top_paths",
+        "lifecycle",
+        "traffic_sources",
+        "feature_adoption",
+        "abandonment",
+        "metric_snapshots",
+    ],
+)
+def test_every_behaviour_mart_has_a_headline_and_a_chart(demo, mart):
+    report = REPORTS[mart](query(demo, f"select * from {mart}"))
+    assert report.headline
+    assert report.chart_markdown.startswith("![")
