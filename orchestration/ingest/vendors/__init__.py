@@ -113,7 +113,7 @@ def build_vendor_source(kind: str, **settings: Any) -> EventSource:
             f"{kind}: missing " + ", ".join(f"{k} (set {names[k]})" for k in missing)
         )
     try:
-        return _SOURCES[kind](**values)
+        return _SOURCES[kind].from_settings(**values)
     except (ValueError, TypeError) as error:
         raise SourceConfigError(str(error)) from error
 

@@ -24,6 +24,9 @@ class DayClient(Protocol):
 class VendorApiSource:
     """``available_days()`` = start_date..end_date (default: yesterday UTC); ``fetch_day(day)``."""
 
+    vendor: str
+    client_class: type
+
     def __init__(
         self,
         name: str,
@@ -45,6 +48,22 @@ class VendorApiSource:
         if self.lookback_days < 0:
             raise ValueError(f"{name}: lookback_days must be >= 0")
         self.today = today
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        start_date: date | str,
+        end_date: date | str | None = None,
+        lookback_days: int | str = 3,
+        today: Callable[[], date] | None = None,
+        **client_settings: Any,
+    ) -> VendorApiSource:
+        """The source of a vendor subclass (which names ``vendor`` and ``client_class``): the
+        day settings are the source's, every other setting goes to the vendor's client."""
+        extra = {"today": today} if today else {}
+        return cls(cls.vendor, cls.client_class(**client_settings), start_date=start_date,
+                   end_date=end_date, lookback_days=lookback_days, **extra)
 
     def last_day(self) -> date:
         """The last complete UTC day (yesterday), unless an end_date was configured."""

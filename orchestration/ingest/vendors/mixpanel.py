@@ -187,15 +187,5 @@ class MixpanelExportClient:
 
 
 class MixpanelSource(VendorApiSource):
-    def __init__(
-        self,
-        *,
-        start_date: date | str,
-        end_date: date | str | None = None,
-        lookback_days: int | str = 3,
-        today=None,
-        **client_settings: Any,
-    ) -> None:
-        extra = {"today": today} if today else {}
-        super().__init__(NAME, MixpanelExportClient(**client_settings), start_date=start_date,
-                         end_date=end_date, lookback_days=lookback_days, **extra)
+    vendor = NAME
+    client_class = MixpanelExportClient
