@@ -24,16 +24,29 @@ def schedule_status(value: str | None = None) -> dg.DefaultScheduleStatus:
 
 SCHEDULES_STATUS = schedule_status()
 
+# DuckDB has one writer: a process that holds the file open read-write locks every other process
+# out ("Could not set lock on file ... Conflicting lock is held"). Two settings keep parallel work
+# safe (docs/production.md, "Concurrency"):
+# - every asset and check that opens the warehouse is in the concurrency pool WAREHOUSE_POOL, and
+#   the instance (dagster.yaml: `concurrency: pools: default_limit: 1, granularity: op`) lets one
+#   step of that pool run at a time across all runs, however they were launched;
+# - runs of the jobs below carry WAREHOUSE_RUN_TAGS, and the run queue (dagster.yaml:
+#   `concurrency: runs: tag_concurrency_limits`) starts one such run at a time, so a backfill
+#   launched one run per partition waits in the queue instead of failing.
+WAREHOUSE_POOL = "duckdb_writer"
+WAREHOUSE_RUN_TAGS = {"analytics/warehouse": "duckdb"}
+
 # Everything from the raw extract to the last mart, in one run so that a failed gate stops what
 # is downstream of it; the weekly report is not in it (a job has one partitioning: see
-# orchestration/reporting/schedules.py). Run in-process: DuckDB has one writer, and on two cores
-# the multiprocess executor's start-up costs more than it saves.
+# orchestration/reporting/schedules.py). Run in-process: the pool would serialize the steps anyway,
+# and on two cores the multiprocess executor's start-up costs more than it saves.
 PIPELINE_SELECTION = dg.AssetSelection.all() - REPORT_SELECTION
 analytics_pipeline = dg.define_asset_job(
     name="analytics_pipeline",
     selection=PIPELINE_SELECTION,
     partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
+    tags=WAREHOUSE_RUN_TAGS,
     description="Land the day's raw events, gate them, then rebuild every model downstream.",
 )
 

@@ -93,6 +93,7 @@ def _segments(exposures: pd.DataFrame, breakdowns: list[str]) -> pd.DataFrame:
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="experiment_health",
     group_name=GROUP,
     kinds=KINDS,
@@ -142,6 +143,7 @@ def experiment_health_asset(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @dg.asset_check(
+    pool="duckdb_writer",
     asset="experiment_health",
     name="experiment_health_srm",
     blocking=True,
@@ -187,6 +189,7 @@ def experiment_health_srm(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.multi_asset(
+    pool="duckdb_writer",
     name="experiment_analysis",
     specs=[
         dg.AssetSpec(

@@ -67,6 +67,7 @@ def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> None:
 
 
 @dg.asset(
+    pool="duckdb_writer",
     key="raw_events",
     group_name="ingest",
     partitions_def=daily_partitions,

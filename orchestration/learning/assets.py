@@ -79,6 +79,7 @@ def _funnel_metadata(funnel) -> dict:
 
 
 @dg.multi_asset(
+    pool="duckdb_writer",
     name="friction",
     specs=[
         _spec(
@@ -150,6 +151,7 @@ def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="ux_recommendations",
     group_name=GROUP,
     kinds=KINDS,
@@ -204,6 +206,7 @@ def ux_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="user_recommendations",
     group_name=GROUP,
     kinds=KINDS,
@@ -238,6 +241,7 @@ def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDB
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="conversion_predictions",
     group_name=GROUP,
     kinds=KINDS,
@@ -278,6 +282,7 @@ def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: Duck
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="user_segments",
     group_name=GROUP,
     kinds=KINDS,
@@ -317,6 +322,7 @@ def user_segments_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
 
 
 @dg.asset(
+    pool="duckdb_writer",
     name="event_patterns",
     group_name=GROUP,
     kinds=KINDS,

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from ml.errors import InsufficientDataError
 from ml.prediction import auc_clearly_above_chance, auc_confidence_interval
+from orchestration.jobs import WAREHOUSE_POOL
 from orchestration.learning.tables import read_table
 
 MODELS = {"logistic": "p_logistic", "tree": "p_tree"}
@@ -29,6 +30,7 @@ def _why_empty(context: dg.AssetCheckExecutionContext, asset: str) -> str:
     asset="conversion_predictions",
     name="conversion_prediction_auc_above_chance",
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="Both models' held-out ROC AUC is clearly above chance: the lower end of its "
     "95% Hanley-McNeil interval exceeds 0.5 (ml.prediction.auc_clearly_above_chance).",
 )
@@ -76,6 +78,7 @@ def conversion_prediction_auc_above_chance(
     asset="ux_recommendations",
     name="ux_recommendations_are_consistent",
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="There is at least one recommendation, recoverable persons are never negative, "
     "ranks run 1..n without gaps or repeats, and every row has a recommendation.",
 )

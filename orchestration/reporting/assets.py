@@ -102,6 +102,7 @@ def _headline_metadata(data: ReportData) -> dict[str, float]:
 
 
 @dg.asset(
+    pool="duckdb_writer",
     key="weekly_report",
     group_name=GROUP,
     partitions_def=weekly_partitions,

@@ -15,7 +15,7 @@ import dagster as dg
 
 from orchestration import settings
 from orchestration.ingest.assets import raw_events
-from orchestration.jobs import SCHEDULES_STATUS
+from orchestration.jobs import SCHEDULES_STATUS, WAREHOUSE_RUN_TAGS
 from orchestration.reporting.assets import (
     REPORT_SELECTION,
     weekly_partitions,
@@ -32,6 +32,7 @@ weekly_report_job = dg.define_asset_job(
     name="weekly_report_job",
     selection=REFRESH_SELECTION | REPORT_SELECTION,
     executor_def=dg.in_process_executor,
+    tags=WAREHOUSE_RUN_TAGS,
     description="Rebuild the stale marts, then build the week's report and deliver it to Slack "
     "and e-mail.",
 )

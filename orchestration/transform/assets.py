@@ -150,6 +150,7 @@ def _explain_missing_steps(event: Any, message: str) -> Any:
 
 
 @dbt_assets(
+    pool="duckdb_writer",
     manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator
 )
 def analytics_dbt_models(
