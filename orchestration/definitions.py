@@ -6,6 +6,7 @@ from orchestration import settings
 
 settings.apply_defaults()
 
+from orchestration.behaviour.assets import behaviour_assets  # noqa: E402
 from orchestration.experiments.assets import experiment_assets, experiment_checks  # noqa: E402
 from orchestration.ingest.assets import raw_events  # noqa: E402
 from orchestration.jobs import analytics_pipeline, daily_schedule  # noqa: E402
@@ -23,6 +24,7 @@ defs = dg.Definitions(
         analytics_dbt_models,
         *learning_assets,
         *experiment_assets,
+        *behaviour_assets,
         *weekly_report_assets,
     ],
     asset_checks=[*learning_checks, *experiment_checks],

@@ -1,0 +1,167 @@
+-- One row per feature and signed-up person whose adoption window has elapsed by the data end: the
+-- person-level input of feature_revenue_impact (orchestration/behaviour, ml/revenue_impact.py;
+-- docs/behaviour.md defines every column).
+--   adopted: used the feature at or after signup and at most adoption_window after it (inclusive).
+--   revenue / converted: the sum of behaviour.revenue_property over the person's events after the
+--     adoption window and at most outcome_window later, (signup + A, signup + A + O]; converted is 1
+--     when some event in that window carried revenue > 0. Measured after the adoption window so
+--     that revenue earned before (or while) the person adopted is not credited to the feature.
+--   in_population: the outcome window has elapsed too (signup + A + O <= data end); only these
+--     persons are compared. The others count as current adopters only.
+--   segment: the stratum's segment, the features breakdowns read on the signup event joined as
+--     'name=value' with ', ' ((none) for a missing value; 'all' without breakdowns).
+-- The data end: the midnight after the last UTC day with any event (days land whole).
+{%- set cfg = behaviour_config() %}
+{%- set features = cfg['features']['events'] %}
+{%- set signup_event = cfg['features']['signup_event'] %}
+{%- set breakdowns = cfg['features']['breakdowns'] %}
+{%- set adoption = cfg['revenue_impact']['adoption_window_seconds'] %}
+{%- set outcome = cfg['revenue_impact']['outcome_window_seconds'] %}
+with
+
+events as (
+
+    select event_id, person_id, event_name, event_time, platform, country, source, properties
+    from {{ ref('fct_events') }}
+
+),
+
+data_end as (
+
+    select
+        {{ dbt.dateadd('day', 1, 'cast(cast(max(event_time) as date) as ' ~ dbt.type_timestamp() ~ ')') }} as data_end_at
+    from events
+
+),
+
+signup_candidates as (
+
+    select
+        person_id,
+        event_time as signed_up_at,
+        {%- for breakdown in breakdowns %}
+        cast({{ metrics_breakdown_expr(breakdown) }} as {{ dbt.type_string() }}) as breakdown_{{ loop.index }},
+        {%- endfor %}
+        row_number() over (partition by person_id order by event_time, event_id) as occurrence
+    from events
+    {%- if signup_event != 'first_seen' %}
+    where event_name = {{ metrics_literal(signup_event) }}
+    {%- endif %}
+
+),
+
+signups as (
+
+    select
+        signup_candidates.person_id,
+        signup_candidates.signed_up_at,
+        {{ metrics_period_start('week', 'signup_candidates.signed_up_at') }} as cohort_week,
+        {%- if breakdowns %}
+        {%- for breakdown in breakdowns %}
+        {{ metrics_literal(breakdown ~ '=') }} || coalesce(signup_candidates.breakdown_{{ loop.index }}, '(none)')
+        {%- if not loop.last %} || ', ' ||{% endif %}
+        {%- endfor %} as segment,
+        {%- else %}
+        'all' as segment,
+        {%- endif %}
+        {{ experiments_add_seconds('signup_candidates.signed_up_at', adoption) }} as adoption_ends_at,
+        {{ experiments_add_seconds('signup_candidates.signed_up_at', adoption + outcome) }} as outcome_ends_at,
+        data_end.data_end_at
+    from signup_candidates
+    cross join data_end
+    where signup_candidates.occurrence = 1
+
+),
+
+eligible as (
+
+    select * from signups
+    where adoption_ends_at <= data_end_at
+
+),
+
+feature_list as (
+
+    {%- if features is not none %}
+    {%- for feature in features %}
+    select {{ metrics_literal(feature) }} as feature
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select cast(null as {{ dbt.type_string() }}) as feature from signups where 1 = 0
+    {%- endfor %}
+    {%- else %}
+    select distinct event_name as feature
+    from events
+    {%- if cfg['funnel_steps'] %}
+    where event_name not in ({{ behaviour_in_list(cfg['funnel_steps']) }})
+    {%- endif %}
+    {%- endif %}
+
+),
+
+early_uses as (
+
+    select
+        eligible.person_id,
+        events.event_name as feature,
+        min(events.event_time) as first_used_at
+    from eligible
+    inner join events
+        on
+            events.person_id = eligible.person_id
+            and events.event_time >= eligible.signed_up_at
+            and events.event_time <= eligible.adoption_ends_at
+    inner join feature_list on events.event_name = feature_list.feature
+    group by eligible.person_id, events.event_name
+
+),
+
+outcomes as (
+
+    select
+        eligible.person_id,
+        coalesce(sum(revenue.amount), 0) as revenue,
+        max(case when revenue.amount > 0 then 1 else 0 end) as converted
+    from eligible
+    inner join (
+        select
+            person_id,
+            event_time,
+            {{ behaviour_json_number('properties', cfg['revenue_property']) }} as amount
+        from events
+    ) as revenue
+        on
+            revenue.person_id = eligible.person_id
+            and revenue.event_time > eligible.adoption_ends_at
+            and revenue.event_time <= eligible.outcome_ends_at
+    where revenue.amount is not null
+    group by eligible.person_id
+
+),
+
+final as (
+
+    select
+        feature_list.feature,
+        eligible.person_id,
+        eligible.signed_up_at,
+        eligible.cohort_week,
+        eligible.segment,
+        case when eligible.outcome_ends_at <= eligible.data_end_at then 1 else 0 end as in_population,
+        case when early_uses.first_used_at is not null then 1 else 0 end as adopted,
+        early_uses.first_used_at,
+        coalesce(outcomes.converted, 0) as converted,
+        cast(coalesce(outcomes.revenue, 0) as {{ metrics_type_double() }}) as revenue
+    from eligible
+    cross join feature_list
+    left join early_uses
+        on
+            eligible.person_id = early_uses.person_id
+            and feature_list.feature = early_uses.feature
+    left join outcomes on eligible.person_id = outcomes.person_id
+
+)
+
+select * from final

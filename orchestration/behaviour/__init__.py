@@ -1,0 +1,1 @@
+"""Behaviour assets computed in Python: the revenue impact of features (docs/behaviour.md)."""
