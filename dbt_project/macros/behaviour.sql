@@ -101,3 +101,27 @@
     else 'direct'
   end
 {%- endmacro %}
+
+{#- The feature events (behaviour.features.events, or else every event that is no funnel step), as
+    a select of one column `feature`. Configured features are listed even if they never occur, so
+    that they show with 0 adopters. `events` is a relation or CTE with an event_name column. -#}
+{% macro behaviour_feature_list(events='events') -%}
+    {%- set cfg = behaviour_config() %}
+    {%- set features = cfg['features']['events'] %}
+    {%- if features is not none %}
+    {%- for feature in features %}
+    select {{ metrics_literal(feature) }} as feature
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select cast(null as {{ dbt.type_string() }}) as feature from {{ events }} where 1 = 0
+    {%- endfor %}
+    {%- else %}
+    select distinct event_name as feature
+    from {{ events }}
+    {%- if cfg['funnel_steps'] %}
+    where event_name not in ({{ behaviour_in_list(cfg['funnel_steps']) }})
+    {%- endif %}
+    {%- endif %}
+{%- endmacro %}

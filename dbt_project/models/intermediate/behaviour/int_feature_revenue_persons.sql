@@ -12,7 +12,6 @@
 --     'name=value' with ', ' ((none) for a missing value; 'all' without breakdowns).
 -- The data end: the midnight after the last UTC day with any event (days land whole).
 {%- set cfg = behaviour_config() %}
-{%- set features = cfg['features']['events'] %}
 {%- set signup_event = cfg['features']['signup_event'] %}
 {%- set breakdowns = cfg['features']['breakdowns'] %}
 {%- set adoption = cfg['revenue_impact']['adoption_window_seconds'] %}
@@ -82,22 +81,7 @@ eligible as (
 
 feature_list as (
 
-    {%- if features is not none %}
-    {%- for feature in features %}
-    select {{ metrics_literal(feature) }} as feature
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select cast(null as {{ dbt.type_string() }}) as feature from signups where 1 = 0
-    {%- endfor %}
-    {%- else %}
-    select distinct event_name as feature
-    from events
-    {%- if cfg['funnel_steps'] %}
-    where event_name not in ({{ behaviour_in_list(cfg['funnel_steps']) }})
-    {%- endif %}
-    {%- endif %}
+    {{ behaviour_feature_list() }}
 
 ),
 

@@ -3,7 +3,6 @@
 -- the signup event): persons in the cohort, adopters (used the feature at or after their signup),
 -- adoption rate and the median days from signup to first use (fractional days).
 {%- set cfg = behaviour_config() %}
-{%- set features = cfg['features']['events'] %}
 {%- set signup_event = cfg['features']['signup_event'] %}
 {%- set breakdowns = cfg['features']['breakdowns'] %}
 with
@@ -59,22 +58,7 @@ segments as (
 
 feature_list as (
 
-    {%- if features is not none %}
-    {%- for feature in features %}
-    select {{ metrics_literal(feature) }} as feature
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select cast(null as {{ dbt.type_string() }}) as feature from signups where 1 = 0
-    {%- endfor %}
-    {%- else %}
-    select distinct event_name as feature
-    from events
-    {%- if cfg['funnel_steps'] %}
-    where event_name not in ({{ behaviour_in_list(cfg['funnel_steps']) }})
-    {%- endif %}
-    {%- endif %}
+    {{ behaviour_feature_list() }}
 
 ),
 
