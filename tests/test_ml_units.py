@@ -520,3 +520,17 @@ def test_fpgrowth_without_frequent_itemsets_says_why():
     events = _ev([("1", "a", 0), ("2", "b", 0), ("3", "c", 0)])
     found = frequent_patterns(baskets(events), min_support=0.5)
     assert found.itemsets.empty and found.rules.empty and "support" in found.reason
+
+
+def test_kmeans_above_the_fit_sample_fits_a_sample_and_assigns_every_row(monkeypatch):
+    """Above KMEANS_FIT_SAMPLE rows, k-means is fitted on a fixed-seed sample and every row is
+    assigned: two well-separated blobs are still split exactly, the same way on every run."""
+    import ml.clustering as clustering
+
+    monkeypatch.setattr(clustering, "KMEANS_FIT_SAMPLE", 200)
+    rng = np.random.default_rng(3)
+    x = np.vstack([rng.normal(0, 0.1, (600, 2)), rng.normal(5, 0.1, (400, 2))])
+    labels = clustering.kmeans(x, 2, seed=0)
+    assert len(labels) == 1000
+    assert (labels[:600] == 0).all() and (labels[600:] == 1).all()  # 0 = the larger cluster
+    assert (clustering.kmeans(x, 2, seed=0) == labels).all()
