@@ -64,10 +64,11 @@ test: manifest
 
 # Not part of the tests: generates SCALE persons x DAYS days of demo data, runs the real job on it
 # and prints wall time and peak memory per stage (JSON under bench/results/). See bench/README.md.
+# BENCH_ARGS passes more options, e.g. BENCH_ARGS="--keep /tmp/bench --no-daily".
 SCALE ?= 1000000
 DAYS ?= 30
 bench: manifest
-	$(VENV_BIN)/python bench/run_bench.py --scale $(SCALE) --days $(DAYS)
+	$(VENV_BIN)/python bench/run_bench.py --scale $(SCALE) --days $(DAYS) $(BENCH_ARGS)
 
 lint: install
 	$(VENV_BIN)/ruff check orchestration ml tests

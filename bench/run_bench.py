@@ -2,8 +2,8 @@
 
 1. **generate**: the demo generator's compact columns for ``--scale`` persons over ``--days`` days,
    written to Parquet (one file per day) for the raw floor.
-2. **raw floor**: DuckDB reads that Parquet and runs one grouped scan over it: the least any pipeline
-   over this data could cost here, so that the pipeline's cost can be quoted as a ratio.
+2. **raw floor**: DuckDB reads that Parquet and runs one grouped scan over it: the least any
+   pipeline over this data could cost here, so that the pipeline's cost can be quoted as a ratio.
 3. **pipeline**: the ``analytics_pipeline`` job (the same assets and dbt models ``python -m
    orchestration.run`` runs) over every day, in this process, with a temporary ``DAGSTER_HOME`` and
    DuckDB file. Stage times come from Dagster's step events and, inside the dbt step, from dbt's
@@ -161,8 +161,14 @@ def dbt_stages(run_results: dict, manifest: dict) -> list[Stage]:
     return list(grouped.values())
 
 
-def _latest_run_results(target: Path, since: float) -> dict:
-    """The run_results.json of the dbt invocation that finished last after ``since``."""
+def _latest_run_results(target: Path, since: float, run_id: str = "") -> dict:
+    """The run_results.json of this run's dbt invocation (dagster-dbt writes it under
+    ``target/<op>-<run id[:7]>-<hash>/``); else the one that finished last after ``since``. Others'
+    dbt runs (tests on the same checkout) write there too, so the run id comes first."""
+    if run_id:
+        own = list(target.glob(f"*-{run_id[:7]}-*/run_results.json"))
+        if own:
+            return json.loads(max(own, key=lambda p: p.stat().st_mtime).read_text())
     found = [p for p in target.glob("*/run_results.json") if p.stat().st_mtime >= since]
     found += [p for p in [target / "run_results.json"] if p.exists() and p.stat().st_mtime >= since]
     if not found:
@@ -274,14 +280,34 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
         group = step.detail["group"]
         if group == "dbt":
             manifest = json.loads((REPO / "dbt_project" / "target" / "manifest.json").read_text())
-            run_results = _latest_run_results(REPO / "dbt_project" / "target", since)
+            run_results = _latest_run_results(REPO / "dbt_project" / "target", since, result.run_id)
             inner = dbt_stages(run_results, manifest)
-            overhead = step.seconds - sum(s.seconds for s in inner)
             stages += [
                 Stage(f"dbt: {s.name}", s.seconds, s.start, s.end, detail=s.detail) for s in inner
             ]
+            # What the step costs outside dbt's node timings: before the first node (dbt start-up,
+            # parse) and after the last (Dagster's row counts, previews and mart reports).
+            first = min((s.start for s in inner), default=step.start)
+            last = max((s.end for s in inner), default=step.start)
+            startup = max(min(first, step.end) - step.start, 0.0)
+            after = max(step.end - max(last, step.start), 0.0)
+            between = step.seconds - sum(s.seconds for s in inner) - startup - after
             stages.append(
-                Stage("dbt: step overhead (start-up, metadata)", overhead, step.start, step.end)
+                Stage(
+                    "dbt: start-up (before the first node)",
+                    startup,
+                    step.start,
+                    max(first, step.start),
+                )
+            )
+            stages.append(Stage("dbt: gaps between nodes", max(between, 0.0), step.start, step.end))
+            stages.append(
+                Stage(
+                    "dbt: metadata after the build (counts, previews, reports)",
+                    after,
+                    min(last, step.end),
+                    step.end,
+                )
             )
         else:
             label = GROUP_STAGES.get(group, group or "check")
@@ -398,7 +424,8 @@ def _mb(n: int) -> str:
 def format_table(out: dict) -> str:
     lines = [
         f"Bench: {out['scale']:,} persons x {out['days']} days, "
-        f"{out['generate']['records']:,} records (seed {out['seed']}, {out['machine']['cpus']} cpus)",
+        f"{out['generate']['records']:,} records "
+        f"(seed {out['seed']}, {out['machine']['cpus']} cpus)",
         "",
         f"{'stage':<58} {'seconds':>9} {'peak MB':>9}",
         "-" * 78,

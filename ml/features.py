@@ -324,12 +324,13 @@ def activity_features(
         raise InsufficientDataError("no events")
     ev = events.copy()
     ev["event_time"] = _times(ev["event_time"])
+    ev["event_day"] = ev["event_time"].dt.normalize()
     g = ev.groupby("person_id")
     out = pd.DataFrame(
         {
             "events": g.size(),
             "sessions": g["session_id"].nunique(),
-            "active_days": g["event_time"].apply(lambda t: t.dt.normalize().nunique()),
+            "active_days": g["event_day"].nunique(),
         }
     )
     buys = ev[ev["event_name"] == revenue_event]

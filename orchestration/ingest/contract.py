@@ -142,9 +142,9 @@ def normalize(
     own UTC day is used (and a record whose time cannot be parsed must then carry a fetch day).
 
     Column at a time: string columns are trimmed, parsed and checked with vectorized pandas/Arrow
-    operations; only the odd values (numbers, dicts, mixed types, strings the ISO parser rejects) and
-    the rare rows that need one (quarantined, or without an ``event_id``) go through the per-value
-    functions above, which define the rules. Properties are parsed once per distinct text.
+    operations; only the odd values (numbers, dicts, mixed types, strings the ISO parser rejects)
+    and the rare rows that need one (quarantined, or without an ``event_id``) go through the
+    per-value functions above, which define the rules. Properties are parsed once per distinct text.
     """
     ingested_at = ingested_at or datetime.now(UTC)
     records = records.reset_index(drop=True)

@@ -183,7 +183,8 @@ _PURCHASE = np.array(
 
 
 class _Events:
-    """Columnar events under construction: blocks of (person, seconds, name, properties, identified)."""
+    """Columnar events under construction: blocks of (person, seconds, name, properties,
+    identified)."""
 
     def __init__(self) -> None:
         self.blocks: list[tuple[np.ndarray, ...]] = []
@@ -212,15 +213,16 @@ def _step_delays(rng: np.random.Generator, step: str, n: int) -> np.ndarray:
 
 
 def _offsets_within(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., k-1 for each group of ``counts`` (the position of each repeated row in its group)."""
+    """0, 1, ..., k-1 for each group of ``counts`` (the position of each repeated row in its
+    group)."""
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     return np.arange(total) - starts
 
 
 def _cumulative_before(gaps: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per group of ``counts`` consecutive ``gaps``: the sum of the gaps before each element, and the
-    group's total (exclusive prefix sums restarted at each group)."""
+    """Per group of ``counts`` consecutive ``gaps``: the sum of the gaps before each element, and
+    the group's total (exclusive prefix sums restarted at each group)."""
     running = np.cumsum(gaps)
     ends = np.cumsum(counts)
     group_start = np.concatenate([[0.0], running[ends[:-1] - 1]]) if len(counts) else running[:0]
@@ -262,7 +264,8 @@ def _simulate(cfg: DemoConfig, rng: np.random.Generator) -> tuple[np.ndarray, ..
         )
         t = np.where(on, t + gap, t)
 
-    # Signup carries both ids and the experiment's variant; the funnel follows with per-person rates.
+    # Signup carries both ids and the experiment's variant; the funnel follows with per-person
+    # rates.
     signed = rng.random(n) < rates.signup
     variant = rng.integers(len(VARIANTS), size=n)
     plan = rng.choice(len(_PLANS), size=n, p=_weights(PLANS))
@@ -401,8 +404,14 @@ def _day_table(cfg: DemoConfig, offset: int, g: _Generated | None = None) -> pa.
     order = lo + np.lexsort((g.serial[lo:hi], g.millis[lo:hi]))
     person = pa.array(g.person[order])
     index = pc.utf8_lpad(pc.cast(person, pa.string()), 7, "0")
-    times = pc.strftime(
-        pa.array(g.millis[order], pa.timestamp("ms", tz="UTC")), format="%Y-%m-%dT%H:%M:%S"
+    # "YYYY-MM-DDTHH:MM:SS.mmm" (UTC): Arrow's cast of a naive millisecond timestamp, with the
+    # space made a "T", is byte-for-byte what strftime("%Y-%m-%dT%H:%M:%S") gives on the UTC
+    # timestamp, at about a tenth of the cost (strftime was most of a day's fetch at 1M persons).
+    times = pc.replace_substring(
+        pc.cast(pa.array(g.millis[order], pa.timestamp("ms")), pa.string()),
+        " ",
+        "T",
+        max_replacements=1,
     )
     platforms = pa.array([name for name, _ in PLATFORMS])
     countries = pa.array([name for name, _ in COUNTRIES])

@@ -143,39 +143,79 @@ grid as (
 
 ),
 
-retained as (
+-- Retained counts without crossing every member with every period (which at 1M persons made this
+-- model most of the dbt build): the exact-period count joins each member to its return periods;
+-- the "period N or later" count first counts members by their last return period (each member has
+-- one), then sums those counts over last periods >= N on the grid.
+retained_exact as (
 
     select
         segmented_members.granularity,
         segmented_members.segment_name,
         segmented_members.segment_value,
         segmented_members.cohort_start,
-        period_numbers.period_number,
-        count(distinct case
-            when member_returns.period_number = period_numbers.period_number
-                then segmented_members.person_id
-        end) as retained_users,
-        count(distinct case
-            when member_last_return.last_period_number >= period_numbers.period_number
-                then segmented_members.person_id
-        end) as retained_users_unbounded
+        member_returns.period_number,
+        count(distinct segmented_members.person_id) as retained_users
     from segmented_members
-    cross join period_numbers
-    left join member_last_return
-        on segmented_members.granularity = member_last_return.granularity
-        and segmented_members.person_id = member_last_return.person_id
-        and segmented_members.cohort_start = member_last_return.cohort_start
-    left join member_returns
+    inner join member_returns
         on segmented_members.granularity = member_returns.granularity
         and segmented_members.person_id = member_returns.person_id
         and segmented_members.cohort_start = member_returns.cohort_start
-        and member_returns.period_number = period_numbers.period_number
     group by
         segmented_members.granularity,
         segmented_members.segment_name,
         segmented_members.segment_value,
         segmented_members.cohort_start,
-        period_numbers.period_number
+        member_returns.period_number
+
+),
+
+last_return_counts as (
+
+    select
+        segmented_members.granularity,
+        segmented_members.segment_name,
+        segmented_members.segment_value,
+        segmented_members.cohort_start,
+        member_last_return.last_period_number,
+        count(distinct segmented_members.person_id) as members_with_last_return
+    from segmented_members
+    inner join member_last_return
+        on segmented_members.granularity = member_last_return.granularity
+        and segmented_members.person_id = member_last_return.person_id
+        and segmented_members.cohort_start = member_last_return.cohort_start
+    group by
+        segmented_members.granularity,
+        segmented_members.segment_name,
+        segmented_members.segment_value,
+        segmented_members.cohort_start,
+        member_last_return.last_period_number
+
+),
+
+retained_unbounded as (
+
+    select
+        grid.granularity,
+        grid.segment_name,
+        grid.segment_value,
+        grid.cohort_start,
+        grid.period_number,
+        cast(sum(last_return_counts.members_with_last_return) as {{ dbt.type_bigint() }})
+            as retained_users_unbounded
+    from grid
+    inner join last_return_counts
+        on grid.granularity = last_return_counts.granularity
+        and grid.segment_name = last_return_counts.segment_name
+        and grid.segment_value = last_return_counts.segment_value
+        and grid.cohort_start = last_return_counts.cohort_start
+        and last_return_counts.last_period_number >= grid.period_number
+    group by
+        grid.granularity,
+        grid.segment_name,
+        grid.segment_value,
+        grid.cohort_start,
+        grid.period_number
 
 ),
 
@@ -188,19 +228,25 @@ final as (
         grid.cohort_start,
         grid.period_number,
         grid.cohort_users,
-        coalesce(retained.retained_users, 0) as retained_users,
-        coalesce(retained.retained_users_unbounded, 0) as retained_users_unbounded,
-        cast(coalesce(retained.retained_users, 0) as {{ metrics_type_double() }}) / grid.cohort_users
-            as retention_rate,
+        coalesce(retained_exact.retained_users, 0) as retained_users,
+        coalesce(retained_unbounded.retained_users_unbounded, 0) as retained_users_unbounded,
+        cast(coalesce(retained_exact.retained_users, 0) as {{ metrics_type_double() }})
+            / grid.cohort_users as retention_rate,
         grid.period_end <= data_end.covered_until as is_complete
     from grid
     cross join data_end
-    left join retained
-        on grid.granularity = retained.granularity
-        and grid.segment_name = retained.segment_name
-        and grid.segment_value = retained.segment_value
-        and grid.cohort_start = retained.cohort_start
-        and grid.period_number = retained.period_number
+    left join retained_exact
+        on grid.granularity = retained_exact.granularity
+        and grid.segment_name = retained_exact.segment_name
+        and grid.segment_value = retained_exact.segment_value
+        and grid.cohort_start = retained_exact.cohort_start
+        and grid.period_number = retained_exact.period_number
+    left join retained_unbounded
+        on grid.granularity = retained_unbounded.granularity
+        and grid.segment_name = retained_unbounded.segment_name
+        and grid.segment_value = retained_unbounded.segment_value
+        and grid.cohort_start = retained_unbounded.cohort_start
+        and grid.period_number = retained_unbounded.period_number
     where grid.period_number <= grid.max_period_number
         and grid.period_start < data_end.covered_until
 
