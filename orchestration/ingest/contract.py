@@ -26,7 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CONTRACT_COLUMNS: tuple[str, ...] = (
+# What a source delivers for each record; normalization adds `source` and `ingested_at`.
+RECORD_FIELDS: tuple[str, ...] = (
     "event_id",
     "event_name",
     "event_time",
@@ -36,9 +37,8 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     "platform",
     "country",
     "properties",
-    "source",
-    "ingested_at",
 )
+CONTRACT_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "source", "ingested_at")
 LANDING_COLUMNS: tuple[str, ...] = (
     *CONTRACT_COLUMNS,
     "partition_date",

@@ -34,6 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from orchestration.ingest.contract import RECORD_FIELDS
+
 FUNNEL = ("signup", "verify_email", "create_project", "invite_teammate", "activate")
 VARIANTS = ("control", "short_form", "guided_tour", "video_intro", "checklist")
 FEATURES = ("view_dashboard", "create_report", "export_csv", "use_integration", "share_dashboard")
@@ -472,22 +474,7 @@ def _malformed(cfg: DemoConfig, offset: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_SCHEMA)
 
 
-_SCHEMA = pa.schema(
-    [
-        (c, pa.string())
-        for c in (
-            "event_id",
-            "event_name",
-            "event_time",
-            "user_id",
-            "anonymous_id",
-            "session_id",
-            "platform",
-            "country",
-            "properties",
-        )
-    ]
-)
+_SCHEMA = pa.schema([(c, pa.string()) for c in RECORD_FIELDS])
 
 
 def event_count(cfg: DemoConfig) -> int:

@@ -25,21 +25,10 @@ from typing import Any
 
 import pandas as pd
 
+from orchestration.ingest.contract import RECORD_FIELDS
 from orchestration.ingest.files import MALFORMED_LINE
 
-FRAME_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "event_name",
-    "event_time",
-    "user_id",
-    "anonymous_id",
-    "session_id",
-    "platform",
-    "country",
-    "properties",
-    "quarantine_reason",
-    "raw_record",
-)
+FRAME_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "quarantine_reason", "raw_record")
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 
