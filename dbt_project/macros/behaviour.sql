@@ -125,3 +125,21 @@
     {%- endif %}
     {%- endif %}
 {%- endmacro %}
+
+{#- The feature marts' signups: each person's events that count as signing up
+    (behaviour.features.signup_event; any event for first_seen), numbered by time (occurrence 1 is
+    the signup), with the features breakdowns read on that event as breakdown_1..n. -#}
+{% macro behaviour_signup_candidates(events='events') -%}
+    {%- set features = behaviour_config()['features'] %}
+    select
+        person_id,
+        event_time as signed_up_at,
+        {%- for breakdown in features['breakdowns'] %}
+        cast({{ metrics_breakdown_expr(breakdown) }} as {{ dbt.type_string() }}) as breakdown_{{ loop.index }},
+        {%- endfor %}
+        row_number() over (partition by person_id order by event_time, event_id) as occurrence
+    from {{ events }}
+    {%- if features['signup_event'] != 'first_seen' %}
+    where event_name = {{ metrics_literal(features['signup_event']) }}
+    {%- endif %}
+{%- endmacro %}

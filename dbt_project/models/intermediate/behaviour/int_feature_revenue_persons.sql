@@ -12,7 +12,6 @@
 --     'name=value' with ', ' ((none) for a missing value; 'all' without breakdowns).
 -- The data end: the midnight after the last UTC day with any event (days land whole).
 {%- set cfg = behaviour_config() %}
-{%- set signup_event = cfg['features']['signup_event'] %}
 {%- set breakdowns = cfg['features']['breakdowns'] %}
 {%- set adoption = cfg['revenue_impact']['adoption_window_seconds'] %}
 {%- set outcome = cfg['revenue_impact']['outcome_window_seconds'] %}
@@ -35,17 +34,7 @@ data_end as (
 
 signup_candidates as (
 
-    select
-        person_id,
-        event_time as signed_up_at,
-        {%- for breakdown in breakdowns %}
-        cast({{ metrics_breakdown_expr(breakdown) }} as {{ dbt.type_string() }}) as breakdown_{{ loop.index }},
-        {%- endfor %}
-        row_number() over (partition by person_id order by event_time, event_id) as occurrence
-    from events
-    {%- if signup_event != 'first_seen' %}
-    where event_name = {{ metrics_literal(signup_event) }}
-    {%- endif %}
+    {{ behaviour_signup_candidates() }}
 
 ),
 

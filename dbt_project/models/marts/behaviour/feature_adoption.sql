@@ -3,7 +3,6 @@
 -- the signup event): persons in the cohort, adopters (used the feature at or after their signup),
 -- adoption rate and the median days from signup to first use (fractional days).
 {%- set cfg = behaviour_config() %}
-{%- set signup_event = cfg['features']['signup_event'] %}
 {%- set breakdowns = cfg['features']['breakdowns'] %}
 with
 
@@ -15,17 +14,7 @@ events as (
 
 signup_candidates as (
 
-    select
-        person_id,
-        event_time as signed_up_at,
-        {%- for breakdown in breakdowns %}
-        cast({{ metrics_breakdown_expr(breakdown) }} as {{ dbt.type_string() }}) as breakdown_{{ loop.index }},
-        {%- endfor %}
-        row_number() over (partition by person_id order by event_time, event_id) as occurrence
-    from events
-    {%- if signup_event != 'first_seen' %}
-    where event_name = {{ metrics_literal(signup_event) }}
-    {%- endif %}
+    {{ behaviour_signup_candidates() }}
 
 ),
 
