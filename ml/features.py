@@ -116,6 +116,27 @@ def _decided(levels: pd.DataFrame, steps: Sequence[str], window: pd.Timedelta, a
     return start.notna() & (start + window <= pd.Timestamp(as_of))
 
 
+def _decided_entrants(
+    events: pd.DataFrame,
+    levels: pd.DataFrame,
+    steps: Sequence[str],
+    window: pd.Timedelta,
+    as_of,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The events (typed) and the funnel entrants (level >= 1, step times typed) whose funnel
+    window has closed by ``as_of`` (default: the last event): the population of the step and
+    first-day features."""
+    _require(events, ["person_id", "event_name", "event_time", "session_id"], "events")
+    _require(levels, ["person_id", "level", *map(step_column, steps)], "levels")
+    ev = events[["person_id", "event_name", "event_time", "session_id"]].copy()
+    ev["event_time"] = _times(ev["event_time"])
+    as_of = ev["event_time"].max() if as_of is None else pd.Timestamp(as_of)
+    lv = levels[levels["level"] >= 1].copy()
+    for s in steps:
+        lv[step_column(s)] = _times(lv[step_column(s)])
+    return ev, lv[_decided(lv, steps, window, as_of)]
+
+
 def step_behaviour(
     events: pd.DataFrame,
     levels: pd.DataFrame,
@@ -142,15 +163,7 @@ def step_behaviour(
     ``sessions_before`` (all the person's events/sessions up to leaving or converting),
     ``platform``, ``country``, ``channel`` (first utm_source, ``"none"`` without one).
     """
-    _require(events, ["person_id", "event_name", "event_time", "session_id"], "events")
-    _require(levels, ["person_id", "level", *map(step_column, steps)], "levels")
-    ev = events[["person_id", "event_name", "event_time", "session_id"]].copy()
-    ev["event_time"] = _times(ev["event_time"])
-    as_of = ev["event_time"].max() if as_of is None else pd.Timestamp(as_of)
-    lv = levels[levels["level"] >= 1].copy()
-    for s in steps:
-        lv[step_column(s)] = _times(lv[step_column(s)])
-    lv = lv[_decided(lv, steps, window, as_of)]
+    ev, lv = _decided_entrants(events, levels, steps, window, as_of)
     parts = []
     for i in range(1, len(steps)):
         att = lv[lv["level"] >= i]
@@ -243,15 +256,7 @@ def first_day_features(
     ``errors``, ``help_views``, ``active_minutes`` (first to last counted event), ``platform``,
     ``country``, ``channel``, ``converted`` (0/1).
     """
-    _require(events, ["person_id", "event_name", "event_time", "session_id"], "events")
-    _require(levels, ["person_id", "level", *map(step_column, steps)], "levels")
-    ev = events[["person_id", "event_name", "event_time", "session_id"]].copy()
-    ev["event_time"] = _times(ev["event_time"])
-    as_of = ev["event_time"].max() if as_of is None else pd.Timestamp(as_of)
-    lv = levels[levels["level"] >= 1].copy()
-    for s in steps:
-        lv[step_column(s)] = _times(lv[step_column(s)])
-    lv = lv[_decided(lv, steps, window, as_of)]
+    ev, lv = _decided_entrants(events, levels, steps, window, as_of)
     day_end = lv[step_column(steps[0])] + horizon
     lv["funnel_steps"] = sum((lv[step_column(s)] < day_end).astype(int) for s in steps[:-1])
     if lv.empty:
