@@ -264,28 +264,24 @@ def parse_behaviour(
     )
     journeys: list[Journey] = []
     if "journeys" in keys:
-        seq = keys["journeys"][1]
-        if not isinstance(seq, yaml.SequenceNode):
-            raise reader.fail(seq, "behaviour.journeys must be a list of journeys")
-        for index, item in enumerate(seq.value):
-            journey = _journey(reader, item, index)
-            if journey.name in {j.name for j in journeys}:
-                raise reader.fail(item, f"journey name {journey.name!r} is used twice")
-            journeys.append(journey)
+        journeys = reader.named_items(
+            keys["journeys"][1],
+            lambda item, index: _journey(reader, item, index),
+            not_a_list="behaviour.journeys must be a list of journeys",
+            duplicate="journey name",
+        )
     features = (
         _features(reader, keys["features"][1], breakdown) if "features" in keys else Features()
     )
     lifecycle = _lifecycle(reader, keys["lifecycle"][1]) if "lifecycle" in keys else Lifecycle()
     pairs: list[AbandonmentPair] = []
     if "abandonment" in keys:
-        seq = keys["abandonment"][1]
-        if not isinstance(seq, yaml.SequenceNode):
-            raise reader.fail(seq, "behaviour.abandonment must be a list of start/complete pairs")
-        for index, item in enumerate(seq.value):
-            pair = _abandonment(reader, item, index)
-            if pair.name in {p.name for p in pairs}:
-                raise reader.fail(item, f"abandonment pair name {pair.name!r} is used twice")
-            pairs.append(pair)
+        pairs = reader.named_items(
+            keys["abandonment"][1],
+            lambda item, index: _abandonment(reader, item, index),
+            not_a_list="behaviour.abandonment must be a list of start/complete pairs",
+            duplicate="abandonment pair name",
+        )
     revenue_property = (
         _property(reader, keys["revenue_property"][1], "behaviour.revenue_property")
         if "revenue_property" in keys

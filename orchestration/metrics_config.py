@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,27 @@ class _Reader:
             if required and key not in found:
                 raise self.fail(node, f"{what} is missing the required key {key!r}")
         return found
+
+    def named_items(
+        self,
+        node: yaml.Node,
+        parse: Callable[[yaml.Node, int], Any],
+        *,
+        not_a_list: str,
+        duplicate: str,
+        non_empty: bool = False,
+    ) -> list:
+        """Each item of a YAML list parsed with ``parse(item, index)``; the parsed items' ``name``s
+        must be unique (``"<duplicate> 'x' is used twice"``, at the repeated item's line)."""
+        if not isinstance(node, yaml.SequenceNode) or (non_empty and not node.value):
+            raise self.fail(node, not_a_list)
+        items: list = []
+        for index, item in enumerate(node.value):
+            parsed = parse(item, index)
+            if parsed.name in {p.name for p in items}:
+                raise self.fail(item, f"{duplicate} {parsed.name!r} is used twice")
+            items.append(parsed)
+        return items
 
     def text(self, node: yaml.Node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode) or node.tag.endswith((":null", ":bool")):
@@ -409,15 +431,13 @@ def _experiment(
     control_node = keys["control"][1]
     control = reader.text(control_node, f"{label}: control")
 
-    metrics_node = keys["metrics"][1]
-    if not isinstance(metrics_node, yaml.SequenceNode) or not metrics_node.value:
-        raise reader.fail(metrics_node, f"{label}: metrics must be a non-empty list")
-    metrics: list[ExperimentMetric] = []
-    for item in metrics_node.value:
-        metric = _experiment_metric(reader, item, name, funnels)
-        if metric.name in {m.name for m in metrics}:
-            raise reader.fail(item, f"{label}: metric name {metric.name!r} is used twice")
-        metrics.append(metric)
+    metrics: list[ExperimentMetric] = reader.named_items(
+        keys["metrics"][1],
+        lambda item, _: _experiment_metric(reader, item, name, funnels),
+        not_a_list=f"{label}: metrics must be a non-empty list",
+        duplicate=f"{label}: metric name",
+        non_empty=True,
+    )
 
     guardrails: list[str] = []
     if "guardrails" in keys:
@@ -503,16 +523,12 @@ def parse_config(text: str, source: str = "<config>") -> MetricsConfig:
 
     funnels: list[Funnel] = []
     if "funnels" in keys:
-        node = keys["funnels"][1]
-        if not isinstance(node, yaml.SequenceNode):
-            raise reader.fail(node, "funnels must be a list of funnels")
-        seen: set[str] = set()
-        for index, item in enumerate(node.value):
-            funnel = _funnel(reader, item, index)
-            if funnel.name in seen:
-                raise reader.fail(item, f"funnel name {funnel.name!r} is used twice")
-            seen.add(funnel.name)
-            funnels.append(funnel)
+        funnels = reader.named_items(
+            keys["funnels"][1],
+            lambda item, index: _funnel(reader, item, index),
+            not_a_list="funnels must be a list of funnels",
+            duplicate="funnel name",
+        )
 
     breakdowns: list[str] = []
     if "breakdowns" in keys:
@@ -527,15 +543,13 @@ def parse_config(text: str, source: str = "<config>") -> MetricsConfig:
 
     experiments: list[Experiment] = []
     if "experiments" in keys:
-        node = keys["experiments"][1]
-        if not isinstance(node, yaml.SequenceNode):
-            raise reader.fail(node, "experiments must be a list of experiments")
         by_name = {f.name: f for f in funnels}
-        for index, item in enumerate(node.value):
-            experiment = _experiment(reader, item, index, by_name)
-            if experiment.name in {e.name for e in experiments}:
-                raise reader.fail(item, f"experiment name {experiment.name!r} is used twice")
-            experiments.append(experiment)
+        experiments = reader.named_items(
+            keys["experiments"][1],
+            lambda item, index: _experiment(reader, item, index, by_name),
+            not_a_list="experiments must be a list of experiments",
+            duplicate="experiment name",
+        )
     from orchestration import behaviour_config  # imports this module's reader in turn
 
     behaviour = behaviour_config.parse_behaviour(
