@@ -1,5 +1,9 @@
 -- Every event with its person: the event's own user id when it has one, else the user its
 -- anonymous id is linked to, else the anonymous id itself.
+-- A view: fct_events is the one table that stores events with their person and session, so the
+-- full event rows are written once per build instead of once per layer.
+{{ config(materialized='view') }}
+
 with
 
 events as (

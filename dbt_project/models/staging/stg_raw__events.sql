@@ -1,11 +1,43 @@
 -- Contract-valid events, typed, each event_id once. A re-sent event (same event_id) keeps the
 -- copy that was ingested first (then the earliest partition, then the earliest time).
+--
+-- Incremental: a run first deletes the rows whose copy is no longer in raw.events (its day was
+-- landed again, or the record is gone or quarantined now), then adds every event_id that has no
+-- row here, choosing its copy among all of raw.events as a full build would. Rows of untouched
+-- days are not rewritten. `dbt build --full-refresh` rebuilds it from scratch.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="""
+            {% if is_incremental() %}
+            delete from {{ this }} as staged
+            where not exists (
+                select 1 from {{ source('raw', 'events') }} as copy
+                where copy.quarantine_reason is null
+                    and {{ copy_is_current('copy', 'staged') }}
+            )
+            {% endif %}
+        """,
+    )
+}}
+
 with
 
 source as (
 
     select * from {{ source('raw', 'events') }}
     where quarantine_reason is null
+    {% if is_incremental() %}
+        and event_id in (
+            select landed.event_id
+            from {{ source('raw', 'events') }} as landed
+            where landed.quarantine_reason is null
+                and not exists (
+                    select 1 from {{ this }} as staged where staged.event_id = landed.event_id
+                )
+        )
+    {% endif %}
 
 ),
 

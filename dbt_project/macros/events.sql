@@ -1,0 +1,117 @@
+{#
+  The core event chain's shared SQL (models/intermediate/int_events_sessionized.sql and the
+  incremental models/marts/core/fct_events.sql).
+#}
+
+{% macro sessionized(events, inactivity_minutes) %}
+{#- `events` (a relation or CTE name, one row per stitched event) with `previous_event_time`,
+    `is_session_start`, `session_number` and `session_id`: a new session starts when more than
+    `inactivity_minutes` have passed since the person's previous event. Each person's events must
+    all be in `events`, since the numbering runs over them. -#}
+with_previous as (
+
+    select
+        *,
+        lag(event_time) over (
+            partition by person_id order by event_time, event_id
+        ) as previous_event_time
+    from {{ events }}
+
+),
+
+flagged as (
+
+    select
+        *,
+        case
+            when previous_event_time is null then 1
+            when event_time > {{ dbt.dateadd('minute', inactivity_minutes, 'previous_event_time') }}
+                then 1
+            else 0
+        end as is_session_start
+    from with_previous
+
+),
+
+numbered as (
+
+    select
+        *,
+        sum(is_session_start) over (
+            partition by person_id
+            order by event_time, event_id
+            rows between unbounded preceding and current row
+        ) as session_number
+    from flagged
+
+),
+
+sessionized as (
+
+    select
+        *,
+        {{ dbt.hash(dbt.concat(['person_id', "'#'", dbt.safe_cast('session_number', dbt.type_string())])) }}
+            as session_id
+    from numbered
+
+)
+{%- endmacro %}
+
+
+{% macro copy_is_current(copy, current) %}
+{#- True when `current` holds the same copy of the event as `copy`: one copy of an event_id is one
+    landing of one day, and a day landed again gets a new ingested_at for all its records. -#}
+{{ current }}.event_id = {{ copy }}.event_id
+and {{ current }}.ingested_at = {{ copy }}.ingested_at
+and {{ current }}.partition_date = {{ copy }}.partition_date
+{%- endmacro %}
+
+
+{% macro touched_persons(stored, staged, stitched) %}
+{#- The persons whose events must be recomputed in `stored` (fct_events as built last time) after
+    `staged` (stg_raw__events) changed: every person, before and after, of an event that is new,
+    gone or replaced by another copy, and of every event sharing an anonymous_id with one, since
+    such an event can re-point that anonymous id to another user (int_identity_links). Any other
+    person's events, and so their sessions, are unchanged. -#}
+select person_id from (
+
+    with
+
+    changed as (
+
+        select stored.event_id, stored.anonymous_id
+        from {{ stored }} as stored
+        where not exists (
+            select 1 from {{ staged }} as staged where {{ copy_is_current('stored', 'staged') }}
+        )
+
+        union all
+
+        select staged.event_id, staged.anonymous_id
+        from {{ staged }} as staged
+        where not exists (
+            select 1 from {{ stored }} as stored where {{ copy_is_current('staged', 'stored') }}
+        )
+
+    ),
+
+    changed_anonymous_ids as (
+
+        select distinct anonymous_id from changed where anonymous_id is not null
+
+    )
+
+    select stored.person_id
+    from {{ stored }} as stored
+    where stored.event_id in (select event_id from changed)
+        or stored.anonymous_id in (select anonymous_id from changed_anonymous_ids)
+
+    union
+
+    select stitched.person_id
+    from {{ stitched }} as stitched
+    where stitched.event_id in (select event_id from changed)
+        or stitched.anonymous_id in (select anonymous_id from changed_anonymous_ids)
+
+) as touched
+{%- endmacro %}
