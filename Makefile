@@ -50,7 +50,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml dagster.postgres.yaml FORCE
 FORCE:
 
 manifest: install
-	cd dbt_project && $(VENV_BIN)/dbt parse --quiet
+	$(VENV_BIN)/python -m orchestration.transform.parse
 
 run: manifest
 	$(VENV_BIN)/python -m orchestration.run

@@ -358,6 +358,13 @@ def bench(
         generated = generate(scale, days, seed, start, workdir / "parquet")
         t1 = time.time()
         floor = raw_floor(workdir / "parquet")
+        # What a deploy does once (make manifest): dbt parse in the runs' environment, so that each
+        # run's dbt build reuses it. Timed, but not part of the pipeline.
+        from orchestration.transform.parse import parse_manifest
+
+        prepare_start = time.time()
+        parse_manifest()
+        prepare_seconds = time.time() - prepare_start
         t2 = time.time()
         with dg.DagsterInstance.from_config(str(workdir / "dagster_home")) as instance:
             last = (start + timedelta(days=days - 1)).isoformat()
@@ -386,7 +393,8 @@ def bench(
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
         "generate": {**generated, "seconds": t1 - t0, "peak_rss": sampler.peak(t0, t1)},
-        "raw_floor": {**floor, "peak_rss": sampler.peak(t1, t2)},
+        "raw_floor": {**floor, "peak_rss": sampler.peak(t1, t2 - prepare_seconds)},
+        "prepare": {"seconds": prepare_seconds, "peak_rss": sampler.peak(t2 - prepare_seconds, t2)},
         "pipeline": {
             "success": bool(result.success),
             "seconds": t3 - t2,
@@ -444,6 +452,11 @@ def format_table(out: dict) -> str:
         out["raw_floor"]["seconds"],
         out["raw_floor"]["peak_rss"],
     )
+    row(
+        "prepare (dbt parse, once per deploy: make manifest)",
+        out["prepare"]["seconds"],
+        out["prepare"]["peak_rss"],
+    )
     lines.append("pipeline (analytics_pipeline job, all days):")
     for stage in out["pipeline"]["stages"]:
         row("  " + stage["name"], stage["seconds"], stage["peak_rss"])
@@ -456,7 +469,7 @@ def format_table(out: dict) -> str:
     )
     d = out["daily_run"]
     if d["stages"]:
-        lines.append("daily run (last day only, after the first):")
+        lines.append("daily run (the last day landed again, after the first run):")
         for stage in d["stages"]:
             row("  " + stage["name"], stage["seconds"], stage["peak_rss"])
         row(f"daily run total ({'ok' if d['success'] else 'FAILED'})", d["seconds"], d["peak_rss"])

@@ -149,12 +149,24 @@ def _explain_missing_steps(event: Any, message: str) -> Any:
     return event
 
 
+class DbtBuildConfig(dg.Config):
+    """Run configuration of the dbt step (the launchpad's ``ops: analytics_dbt_models: config``)."""
+
+    full_refresh: bool = False
+    """``dbt build --full-refresh``: rebuild the incremental models from scratch. Needed after
+    changing the SQL of stg_raw__events or fct_events, or the session_inactivity_minutes var; note
+    that metric_snapshots then recomputes every past day under today's definitions."""
+
+
 @dbt_assets(
     pool="duckdb_writer",
     manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator
 )
 def analytics_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    duckdb: DuckDBResource,
+    config: DbtBuildConfig,
 ):
     """``dbt build`` with the metrics configuration as vars.
 
@@ -164,9 +176,14 @@ def analytics_dbt_models(
     built and materialized, as a failed blocking check would do, so unrelated assets keep running.
     Any other dbt failure fails the step.
     """
-    config = metrics_config.load_config()
+    metrics = metrics_config.load_config()
     invocation = dbt.cli(
-        ["build", "--vars", metrics_config.dbt_vars_json(config)],
+        [
+            "build",
+            "--vars",
+            metrics_config.dbt_vars_json(metrics),
+            *(["--full-refresh"] if config.full_refresh else []),
+        ],
         context=context,
         raise_on_error=False,
     )
@@ -180,7 +197,7 @@ def analytics_dbt_models(
         if MISSING_STEP_TEST in failed and dbt_project_target_is_duckdb()
         else []
     )
-    message = f"{missing_steps_message(missing)} (config: {config.path})" if missing else ""
+    message = f"{missing_steps_message(missing)} (config: {metrics.path})" if missing else ""
     if message:
         context.log.error(
             f"{message}; funnel_conversion was not built. Fix the step name or remove the step."
