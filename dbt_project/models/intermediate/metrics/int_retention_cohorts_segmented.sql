@@ -55,13 +55,17 @@ segmented_members as (
 
 ),
 
-return_events as (
+-- One row per person and day with a return event, with the day's last such event: a person returned
+-- on a day after becoming a member when that last event is at or after cohort_at, and every event
+-- of a day falls in the same period. (A join of members to days, not to every event.)
+return_days as (
 
-    select person_id, event_time
+    select person_id, event_date, max(event_time) as last_event_time
     from events
     {%- if retention['return_event'] != 'any' %}
     where event_name = {{ metrics_literal(retention['return_event']) }}
     {%- endif %}
+    group by person_id, event_date
 
 ),
 
@@ -76,15 +80,15 @@ member_returns as (
         case
         {%- endif %}
             when members.granularity = {{ metrics_literal(granularity) }} then
-                {{ metrics_periods_between(granularity, 'members.cohort_start', metrics_period_start(granularity, 'return_events.event_time')) }}
+                {{ metrics_periods_between(granularity, 'members.cohort_start', metrics_period_start(granularity, 'return_days.event_date')) }}
         {%- if loop.last %}
         end as period_number
         {%- endif %}
         {%- endfor %}
     from members
-    inner join return_events
-        on members.person_id = return_events.person_id
-        and return_events.event_time >= members.cohort_at
+    inner join return_days
+        on members.person_id = return_days.person_id
+        and return_days.last_event_time >= members.cohort_at
 
 ),
 
