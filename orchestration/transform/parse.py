@@ -19,7 +19,8 @@ def parse_manifest() -> None:
     dbt = Path(sys.executable).parent / "dbt"
     dbt_vars = metrics_config.dbt_vars_json(metrics_config.load_config())
     subprocess.run(
-        [str(dbt), "parse", "--quiet", "--vars", dbt_vars],
+        # The same --target as DbtCliResource passes: the target name is part of what dbt checks.
+        [str(dbt), "parse", "--quiet", "--vars", dbt_vars, "--target", settings.get("DBT_TARGET")],
         cwd=settings.DBT_PROJECT_DIR,
         check=True,
     )
