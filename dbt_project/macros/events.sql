@@ -115,3 +115,40 @@ select person_id from (
 
 ) as touched
 {%- endmacro %}
+
+
+{% macro loaded_at() %}
+{#- When this dbt invocation started: fct_events stamps the rows a run (re)writes with it, and the
+    models built from fct_events per person use it as their watermark. -#}
+cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+
+{% macro delete_persons_changed_in(events) %}
+{#- Pre-hook of a model built per person from `events` (fct_events) and stamped with the newest
+    `loaded_at` of each person's events: deletes the persons whose events were (re)written since
+    this table was last built, and the persons who no longer have any event (an anonymous person
+    whose events now belong to a user). The model then builds every person with no row, which is
+    exactly those (select_persons_missing_from). -#}
+{% if is_incremental() %}
+delete from {{ this }} as stored
+where stored.person_id in (
+        select person_id from {{ events }}
+        where loaded_at > (select max(loaded_at) from {{ this }})
+    )
+    or not exists (
+        select 1 from {{ events }} as kept where kept.person_id = stored.person_id
+    )
+{% endif %}
+{%- endmacro %}
+
+
+{% macro select_persons_missing_from(events) %}
+{#- `events`, restricted on an incremental run to the persons with no row in this table yet. -#}
+select * from {{ events }} as candidate
+{% if is_incremental() %}
+where not exists (
+    select 1 from {{ this }} as stored where stored.person_id = candidate.person_id
+)
+{% endif %}
+{%- endmacro %}

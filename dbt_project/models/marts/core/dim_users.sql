@@ -1,10 +1,19 @@
 -- One row per person. Platform and country are the person's first event's; the first-touch
 -- utm_source is the earliest utm_source on any of the person's events, anonymous ones included.
+-- Incremental, by person: a run rebuilds only the persons whose fct_events rows it rewrote
+-- (macros/events.sql, delete_persons_changed_in).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_persons_changed_in(ref('fct_events')) }}",
+    )
+}}
 with
 
 events as (
 
-    select * from {{ ref('fct_events') }}
+    {{ select_persons_missing_from(ref('fct_events')) }}
 
 ),
 
@@ -39,7 +48,8 @@ summary as (
         max(event_time) as last_seen_at,
         count(*) as event_count,
         max(case when user_id is not null then 1 else 0 end) = 1 as is_identified,
-        count(distinct anonymous_id) as anonymous_id_count
+        count(distinct anonymous_id) as anonymous_id_count,
+        max(loaded_at) as loaded_at
     from events
     group by person_id
 
@@ -56,7 +66,8 @@ final as (
         summary.anonymous_id_count,
         ordered.platform as first_platform,
         ordered.country,
-        first_touch.first_utm_source
+        first_touch.first_utm_source,
+        summary.loaded_at
     from summary
     inner join ordered
         on summary.person_id = ordered.person_id

@@ -68,7 +68,8 @@ final as (
         properties,
         source,
         ingested_at,
-        partition_date
+        partition_date,
+        {{ loaded_at() }} as loaded_at
     from sessionized
 
 )

@@ -1,9 +1,18 @@
 -- One row per session (see int_events_sessionized for the 30-minute rule).
+-- Incremental, by person: a run rebuilds only the persons whose fct_events rows it rewrote
+-- (macros/events.sql, delete_persons_changed_in).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_persons_changed_in(ref('fct_events')) }}",
+    )
+}}
 with
 
 events as (
 
-    select * from {{ ref('fct_events') }}
+    {{ select_persons_missing_from(ref('fct_events')) }}
 
 ),
 
@@ -23,7 +32,8 @@ aggregated as (
         person_id,
         min(event_time) as started_at,
         max(event_time) as ended_at,
-        count(*) as event_count
+        count(*) as event_count,
+        max(loaded_at) as loaded_at
     from events
     group by session_id, person_id
 
@@ -41,7 +51,8 @@ final as (
         aggregated.event_count,
         ordered.event_name as first_event,
         ordered.platform,
-        ordered.country
+        ordered.country,
+        aggregated.loaded_at
     from aggregated
     inner join ordered
         on aggregated.session_id = ordered.session_id
