@@ -15,7 +15,10 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from orchestration import settings
 from orchestration.ingest.sources import build_source
@@ -60,7 +63,8 @@ def run_weekly_report(defs, instance, last_day: date) -> bool:
 
 
 def partition_range(days: list, start: str) -> tuple[str, str]:
-    """The first and last partition keys covering ``days`` (dates), clipped to the partitions' start."""
+    """The first and last partition keys covering ``days`` (dates), clipped to the partitions'
+    start."""
     if not days:
         raise SystemExit("the source has no data: nothing to run")
     first, last = min(days).isoformat(), max(days).isoformat()

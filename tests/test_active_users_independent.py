@@ -37,7 +37,8 @@ def _log(seed: int = 7) -> pd.DataFrame:
         day = int(rng.integers(0, DAYS))
         while day < DAYS:
             if day not in (40, 41, 42):  # nobody is active on these days
-                rows.append((f"p{person}", START + timedelta(days=day, hours=int(rng.integers(24)))))
+                at = START + timedelta(days=day, hours=int(rng.integers(24)))
+                rows.append((f"p{person}", at))
             day += int(rng.choice([1, 2, 6, 7, 8, 29, 30, 31, 45, 200]))
     rows.append(("first", START))
     rows.append(("last", START + timedelta(days=DAYS - 1, hours=23)))

@@ -37,9 +37,10 @@ def test_mixpanel_export_api(httpserver, duckdb_path, monkeypatch):
                                                           "mp_country_code": "DE", **props}})
 
     lines = [
-        line("Page View", "m1", "10:00", distinct_id="d1", **{"$device_id": "d1"}, utm_source="google"),
-        line("Signed up", "m2", "10:05", distinct_id="u1", **{"$device_id": "d1", "$user_id": "u1"}),
-        line("Signed up", "m2", "10:05", distinct_id="u1", **{"$device_id": "d1", "$user_id": "u1"}),
+        line("Page View", "m1", "10:00", distinct_id="d1", **{"$device_id": "d1"},
+             utm_source="google"),
+        *[line("Signed up", "m2", "10:05", distinct_id="u1",
+               **{"$device_id": "d1", "$user_id": "u1"})] * 2,
         line("Page View", "m3", "11:00", distinct_id="u2", **{"$user_id": "u2"}),
         *(line("Ping", f"busy{i}", "12:00", distinct_id="bot", **{"$user_id": "bot"})
           for i in range(BUSY)),
@@ -110,7 +111,8 @@ def test_posthog_query_api(httpserver, duckdb_path, monkeypatch):
         return Response(json.dumps({"columns": list(COLUMNS), "results": results,
                                     "hasMore": False}), content_type="application/json")
 
-    httpserver.expect_request("/api/projects/77/query/", method="POST").respond_with_handler(respond)
+    query_endpoint = httpserver.expect_request("/api/projects/77/query/", method="POST")
+    query_endpoint.respond_with_handler(respond)
     monkeypatch.setenv("POSTHOG_BASE_URL", httpserver.url_for("/"))
     monkeypatch.setenv("POSTHOG_PROJECT_ID", "77")
     monkeypatch.setenv("POSTHOG_PAGE_SIZE", "1000")

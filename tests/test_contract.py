@@ -71,7 +71,9 @@ def test_bad_records_are_quarantined_with_reason(record, reason):
 
 def test_preset_reason_and_raw_text_survive():
     frame = normalize(
-        pd.DataFrame([{"quarantine_reason": "malformed JSON line (x.jsonl:3)", "raw_record": "{oops"}]),
+        pd.DataFrame(
+            [{"quarantine_reason": "malformed JSON line (x.jsonl:3)", "raw_record": "{oops"}]
+        ),
         source="file",
         fetch_day=DAY,
     )

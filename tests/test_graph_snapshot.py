@@ -18,8 +18,13 @@ def describe_graph() -> str:
         parents = ", ".join(sorted(p.to_user_string() for p in node.parent_keys))
         partitions = node.partitions_def
         partitioned = f" [{type(partitions).__name__}]" if partitions else ""
-        lines.append(f"asset {key.to_user_string()}{partitioned} group={node.group_name} <- {parents}")
-    for check_key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        lines.append(
+            f"asset {key.to_user_string()}{partitioned} group={node.group_name} <- {parents}"
+        )
+    def check_order(k):
+        return (k.asset_key.to_user_string(), k.name)
+
+    for check_key in sorted(graph.asset_check_keys, key=check_order):
         lines.append(f"check {check_key.asset_key.to_user_string()}:{check_key.name}")
     for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
         if not job.name.startswith("__"):

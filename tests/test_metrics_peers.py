@@ -407,4 +407,5 @@ def test_dbt_product_analytics_unbounded_retention(peers_dir, tmp_path):
         period = int(row["period"])
         users = int(ours.loc[period, "users"])
         assert users == int(row["unique_users"]), f"period {period}"
-        assert users / ours.loc[period, "cohort"] == pytest.approx(float(row["pct_users"]), abs=1e-12)
+        share = users / ours.loc[period, "cohort"]
+        assert share == pytest.approx(float(row["pct_users"]), abs=1e-12)

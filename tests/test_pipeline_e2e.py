@@ -46,7 +46,9 @@ EVENTS = [
 MALFORMED = "{this is not json"
 # A busy, valid person on each day keeps the quarantined share under the gate's 5%.
 FILLER = [
-    _event(f"f{day}-{minute:02d}", "heartbeat", f"2026-09-0{day}T16:{minute:02d}:00Z", user="filler")
+    _event(
+        f"f{day}-{minute:02d}", "heartbeat", f"2026-09-0{day}T16:{minute:02d}:00Z", user="filler"
+    )
     for day in (1, 2, 3)
     for minute in range(40)
 ]
@@ -99,7 +101,9 @@ def test_file_source_gives_the_expected_marts(duckdb_path, events_file):
         "u4": (True, None, "2026-09-02 08:00:00"),
         "a5": (False, None, "2026-09-03 07:00:00"),
     }
-    quarantined = query(duckdb_path, "select reason, day::varchar from quarantined_events order by 1")
+    quarantined = query(
+        duckdb_path, "select reason, day::varchar from quarantined_events order by 1"
+    )
     assert [r[0].split(" (")[0] for r in quarantined] == [
         "malformed JSON line", "missing event_name", "missing user_id and anonymous_id"]
     assert {r[1] for r in quarantined} == {"2026-09-01", "2026-09-03"}

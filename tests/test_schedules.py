@@ -1,9 +1,12 @@
 """The daily schedule re-lands a lookback window of days, in one run."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from orchestration.jobs import daily_schedule
 
@@ -14,7 +17,7 @@ def _request(monkeypatch, lookback):
     else:
         monkeypatch.setenv("ANALYTICS_LOOKBACK_DAYS", str(lookback))
     context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+        scheduled_execution_time=datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
     )
     return daily_schedule(context)
 

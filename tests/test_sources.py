@@ -19,8 +19,10 @@ from orchestration.ingest.files import MALFORMED_LINE, FileSource
 from orchestration.ingest.sources import SourceConfigError, build_source
 
 RECORDS = [
-    {"event_id": "1", "event_name": "signup", "event_time": "2026-09-01T23:59:59Z", "user_id": "u1"},
-    {"event_id": "2", "event_name": "activate", "event_time": "2026-09-02T00:00:00Z", "user_id": "u1"},
+    {"event_id": "1", "event_name": "signup", "event_time": "2026-09-01T23:59:59Z",
+     "user_id": "u1"},
+    {"event_id": "2", "event_name": "activate", "event_time": "2026-09-02T00:00:00Z",
+     "user_id": "u1"},
     {"event_id": "3", "event_name": "activate", "event_time": "2026-09-01T22:30:00-03:00",
      "anonymous_id": "a1", "properties": {"plan": "pro"}},
 ]
@@ -34,13 +36,15 @@ def test_jsonl_records_go_to_their_utc_day_and_bad_lines_are_kept(tmp_path):
     assert source.available_days() == [date(2026, 9, 1), date(2026, 9, 2)]
     first = source.fetch_day(date(2026, 9, 1))
     second = source.fetch_day(date(2026, 9, 2))
-    # 23:59:59Z on the 1st; midnight and 22:30-03:00 (01:30Z) on the 2nd; bad lines on the first day.
+    # 23:59:59Z on the 1st; midnight and 22:30-03:00 (01:30Z) on the 2nd; bad lines on the first
+    # day.
     assert sorted(first["event_id"].dropna()) == ["1"]
     assert sorted(second["event_id"]) == ["2", "3"]
     reasons = first["quarantine_reason"].dropna().tolist()
     assert len(reasons) == 2 and all(r.startswith(MALFORMED_LINE) for r in reasons)
     landed = normalize(first, source="file", fetch_day=date(2026, 9, 1))
-    assert set(landed.loc[landed.quarantine_reason.notna(), "raw_record"]) == {"{not json", "[1, 2]"}
+    bad = landed.loc[landed.quarantine_reason.notna(), "raw_record"]
+    assert set(bad) == {"{not json", "[1, 2]"}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -50,7 +54,8 @@ def test_csv_and_parquet(tmp_path, suffix):
     path = tmp_path / f"events{suffix}"
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
     source = FileSource(tmp_path)
-    landed = normalize(source.fetch_day(date(2026, 9, 2)), source="file", fetch_day=date(2026, 9, 2))
+    day = date(2026, 9, 2)
+    landed = normalize(source.fetch_day(day), source="file", fetch_day=day)
     assert sorted(landed["event_id"]) == ["2", "3"]
     assert landed["quarantine_reason"].isna().all()
     assert landed.set_index("event_id").loc["3", "properties"] == '{"plan":"pro"}'
@@ -99,5 +104,6 @@ def test_demo_planted_android_gap_and_variant_rates():
     others = created[verified.platform != "android"].mean()
     assert android < 0.40 < 0.65 < others
     rates = StepRates()
-    assert expected_activation_rate(rates, "guided_tour") > expected_activation_rate(rates, "control") + 0.1
+    control = expected_activation_rate(rates, "control")
+    assert expected_activation_rate(rates, "guided_tour") > control + 0.1
     assert FUNNEL[0] == "signup"

@@ -37,7 +37,8 @@ create table if not exists raw.events (
 """
 GATE_NAME = "raw_events_expectations"
 # The gate validates every landed row up to this many; beyond, a deterministic sample of about this
-# many: every k-th row of each day, so each day weighs by its size (GX on pandas costs ~3.5 us a row).
+# many: every k-th row of each day, so each day weighs by its size
+# (GX on pandas costs ~3.5 us a row).
 GATE_MAX_ROWS = 200_000
 
 
@@ -117,8 +118,10 @@ def raw_events(
     gate = validate(landing, "raw_events")
     description = gate.describe()
     if sampled:
-        description += (f" (on a deterministic sample: every k-th row of each day, {len(landing)} of"
-                        f" {rows} landed rows; quarantine counts are exact)")
+        description += (
+            f" (on a deterministic sample: every k-th row of each day, {len(landing)} of"
+            f" {rows} landed rows; quarantine counts are exact)"
+        )
     context.log.info(description)
     head = pd.concat(preview, ignore_index=True).head(10) if preview else landing.head(0)
     return dg.MaterializeResult(

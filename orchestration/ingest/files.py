@@ -19,7 +19,9 @@ import pandas as pd
 from orchestration.ingest.contract import parse_event_time
 
 MALFORMED_LINE = "malformed JSON line"
-SUFFIXES = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+SUFFIXES = {
+    ".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"
+}
 
 # A format maps one record of a file to contract field names. ``events`` is the contract itself;
 # vendor formats register their mappers here (see orchestration/ingest/vendors).
@@ -47,11 +49,13 @@ def _read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                yield {"quarantine_reason": f"{MALFORMED_LINE} ({path.name}:{line_number}: {error.msg})",
+                where = f"{path.name}:{line_number}"
+                yield {"quarantine_reason": f"{MALFORMED_LINE} ({where}: {error.msg})",
                        "raw_record": line.rstrip("\n")}
                 continue
             if not isinstance(record, dict):
-                yield {"quarantine_reason": f"{MALFORMED_LINE} ({path.name}:{line_number}: not an object)",
+                where = f"{path.name}:{line_number}"
+                yield {"quarantine_reason": f"{MALFORMED_LINE} ({where}: not an object)",
                        "raw_record": line.rstrip("\n")}
                 continue
             yield record

@@ -62,7 +62,9 @@ def load_suite_spec(name: str, directory: Path = EXPECTATIONS_DIR) -> dict:
         return json.load(handle)
 
 
-def validate(frame: pd.DataFrame, suite_name: str, directory: Path = EXPECTATIONS_DIR) -> SuiteResult:
+def validate(
+    frame: pd.DataFrame, suite_name: str, directory: Path = EXPECTATIONS_DIR
+) -> SuiteResult:
     """Validate ``frame`` against the suite ``<directory>/<suite_name>.json``."""
     import great_expectations as gx
 
