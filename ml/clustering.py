@@ -11,9 +11,11 @@
   same clusters; cluster labels are then renumbered in a canonical order (see :func:`kmeans`) so
   that they do not depend on k-means' internal initialisation order either.
 
-k-means runs single-threaded (``threadpool_limits(1)``): on the small frames here OpenMP threads
-only fight each other, and on a busy two-core machine that made a one-second fit take ten. Above
-``KMEANS_FIT_SAMPLE`` rows it is fitted on a fixed-seed sample and every row assigned to its
+Each k-means fit runs single-threaded (``threadpool_limits(1)``): on the small frames here OpenMP
+threads only fight each other, and on a busy two-core machine that made a one-second fit take
+ten. :func:`choose_k` runs the fits for the different k side by side instead, one thread each, as
+many as there are cores (the fits are independent, so the result is the same). Above
+``KMEANS_FIT_SAMPLE`` rows k-means is fitted on a fixed-seed sample and every row assigned to its
 nearest centroid (deterministic; identical results below that size).
 
 Silhouette of a point: ``(b - a) / max(a, b)`` with ``a`` its mean distance to its own cluster
@@ -23,13 +25,15 @@ and ``b`` the mean distance to the nearest other cluster; the score is the mean 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import pairwise_distances_chunked, silhouette_samples
 from threadpoolctl import threadpool_limits
 
 from ml.errors import InsufficientDataError
@@ -89,14 +93,19 @@ class KMeansFit:
 def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """k-means labels renumbered canonically: cluster 0 is the largest, ties broken by the
     centroid's coordinates, so labels are stable across reruns and library versions."""
+    with threadpool_limits(limits=1):
+        return _kmeans(x, k, seed)
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """:func:`kmeans` without setting the thread limits (the caller has)."""
     n = x.shape[0]
     fit_on = x
     if n > KMEANS_FIT_SAMPLE:
         rows = np.random.default_rng(seed).choice(n, size=KMEANS_FIT_SAMPLE, replace=False)
         fit_on = x[np.sort(rows)]
-    with threadpool_limits(limits=1):
-        model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit_on)
-        raw = model.labels_ if fit_on is x else model.predict(x)
+    model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit_on)
+    raw = model.labels_ if fit_on is x else model.predict(x)
     sizes = np.bincount(raw, minlength=k)
     order = sorted(
         range(k), key=lambda c: (-sizes[c], tuple(np.round(model.cluster_centers_[c], 9)))
@@ -106,16 +115,27 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return remap[raw]
 
 
+def _distinct_rows(x: np.ndarray, enough: int) -> int:
+    """The number of distinct rows of ``x`` (to 12 decimals), exact up to ``enough``: beyond it
+    only "at least ``enough``" matters, and every k-th row of a few thousand usually tells."""
+    rounded = np.round(x, 12)
+    spread = rounded[:: max(1, len(x) // 5_000)]
+    found = len(np.unique(spread, axis=0))
+    return found if found >= enough else len(np.unique(rounded, axis=0))
+
+
 def choose_k(x: np.ndarray, k_range: Sequence[int] = range(2, 7), seed: int = 0) -> KMeansFit:
     """Fit k-means for each k in ``k_range`` and keep the k with the best silhouette.
 
     Ks that the data cannot support (more clusters than distinct points, or as many as rows:
     the silhouette needs 2 <= k <= rows - 1) are left out; if none is
     left, :class:`InsufficientDataError` is raised. Silhouettes are computed on at most
-    ``SILHOUETTE_SAMPLE`` points (a fixed-seed sample) to bound the quadratic cost.
+    ``SILHOUETTE_SAMPLE`` points (a fixed-seed sample) to bound the quadratic cost; the sample
+    and its distances are the same for every k, so they are computed once (the scores are
+    exactly ``sklearn.metrics.silhouette_score(x, labels, sample_size=..., random_state=seed)``).
     """
     n = x.shape[0]
-    distinct = len(np.unique(np.round(x, 12), axis=0)) if n else 0
+    distinct = _distinct_rows(x, enough=max(k_range, default=0))
     ks = sorted(k for k in k_range if 2 <= k <= min(distinct, n - 1))
     if not ks:
         raise InsufficientDataError(
@@ -123,13 +143,29 @@ def choose_k(x: np.ndarray, k_range: Sequence[int] = range(2, 7), seed: int = 0)
         )
     scores: dict[int, float] = {}
     labels_by_k: dict[int, np.ndarray] = {}
-    for k in ks:
-        labels = kmeans(x, k, seed)
-        if len(np.unique(labels)) < 2:
-            continue
-        sample = min(n, SILHOUETTE_SAMPLE) if n > SILHOUETTE_SAMPLE else None
-        scores[k] = float(silhouette_score(x, labels, sample_size=sample, random_state=seed))
-        labels_by_k[k] = labels
+    sample = (
+        np.random.RandomState(seed).permutation(n)[:SILHOUETTE_SAMPLE]
+        if n > SILHOUETTE_SAMPLE
+        else np.arange(n)
+    )
+    chunks = list(pairwise_distances_chunked(x[sample]))
+    distances = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
+
+    def fit(k: int) -> tuple[np.ndarray, float | None]:
+        # OpenMP's thread count is per thread: limit it in the worker, not only in the caller
+        with threadpool_limits(limits=1, user_api="openmp"):
+            labels = _kmeans(x, k, seed)
+        if (labels == labels[0]).all():  # fewer than two clusters
+            return labels, None
+        score = silhouette_samples(distances, labels[sample], metric="precomputed")
+        return labels, float(np.mean(score))
+
+    # the fits for different k are independent: as many at a time as there are cores, each on
+    # one (results do not depend on it)
+    with threadpool_limits(limits=1), ThreadPoolExecutor(os.cpu_count()) as pool:
+        for k, (labels, score) in zip(ks, pool.map(fit, ks), strict=True):
+            if score is not None:
+                scores[k], labels_by_k[k] = score, labels
     if not scores:
         raise InsufficientDataError("k-means found fewer than two clusters for every k")
     best = max(scores, key=lambda k: (round(scores[k], 12), -k))

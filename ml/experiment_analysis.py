@@ -118,13 +118,6 @@ def planned_variants(observed: Sequence[str], control: str, variants: Sequence[s
     return [control, *others]
 
 
-def _clean(outcomes: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
-    frame = outcomes
-    if "has_multiple_variants" in frame.columns:
-        frame = frame[~frame["has_multiple_variants"].fillna(False).astype(bool)]
-    return frame[frame["variant"].isin(variants)]
-
-
 def _opt(value) -> float | None:
     """A float, or None for None/NaN/inf (the marts hold nulls, never NaN)."""
     if value is None:
@@ -149,21 +142,63 @@ class _Arm:
         return int(self.values.size)
 
 
-def _arms(frame: pd.DataFrame, metric: str, variants: list[str]) -> dict[str, _Arm]:
-    rows = frame[frame["metric_name"] == metric]
-    complete = rows["is_complete"].fillna(False).astype(bool)
-    has_cov = "pre_exposure_events" in rows.columns and rows["pre_exposure_events"].notna().any()
-    arms = {}
-    for variant in variants:
-        mine = rows["variant"] == variant
-        done = rows[mine & complete]
+@dataclass(frozen=True)
+class _Outcomes:
+    """The outcomes an analysis counts (persons exposed to one variant only, in a planned
+    variant) as arrays, with each (metric, variant)'s row numbers in input order. An arm is then
+    a slice of those rows (within a segment: the ones of its persons) rather than a filtered
+    copy of a frame of millions of rows."""
+
+    person_id: np.ndarray
+    rows: dict[tuple[str, str], np.ndarray]
+    value: np.ndarray
+    complete: np.ndarray
+    covariate: np.ndarray | None
+
+    @classmethod
+    def of(cls, outcomes: pd.DataFrame, variants: list[str]) -> _Outcomes:
+        keep = np.array(outcomes["variant"].isin(variants), dtype=bool)
+        if "has_multiple_variants" in outcomes.columns:
+            keep &= ~outcomes["has_multiple_variants"].fillna(False).to_numpy(dtype=bool)
+        frame = outcomes[keep]
+        metric, metrics = pd.factorize(frame["metric_name"])
+        variant, variant_names = pd.factorize(frame["variant"])
+        group = metric.astype(np.int64) * len(variant_names) + variant
+        order = np.argsort(group, kind="stable")
+        starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+        rows = {
+            (metrics[g // len(variant_names)], variant_names[g % len(variant_names)]): part
+            for g, part in zip(group[order][starts], np.split(order, starts[1:]), strict=True)
+            if g >= 0  # a row without a metric name belongs to no metric
+        }
         covariate = None
-        if has_cov:
-            covariate = done["pre_exposure_events"].astype(float).fillna(0.0).to_numpy()
-        arms[variant] = _Arm(
-            done["value"].astype(float).to_numpy(), covariate, int((mine & ~complete).sum())
+        if "pre_exposure_events" in frame.columns:
+            covariate = frame["pre_exposure_events"].to_numpy(dtype=float, na_value=np.nan)
+        return cls(
+            person_id=frame["person_id"].to_numpy(),
+            rows=rows,
+            value=frame["value"].to_numpy(dtype=float, na_value=np.nan),
+            complete=frame["is_complete"].fillna(False).to_numpy(dtype=bool),
+            covariate=covariate,
         )
-    return arms
+
+    def arms(self, metric: str, variants: list[str], within: np.ndarray | None = None) -> dict:
+        """Each variant's :class:`_Arm` for ``metric`` (only the rows ``within`` marks)."""
+        empty = np.zeros(0, dtype=np.int64)
+        rows = {v: self.rows.get((metric, v), empty) for v in variants}
+        if within is not None:
+            rows = {v: r[within[r]] for v, r in rows.items()}
+        has_cov = self.covariate is not None and any(
+            (~np.isnan(self.covariate[r])).any() for r in rows.values()
+        )
+        arms = {}
+        for variant, mine in rows.items():
+            done = mine[self.complete[mine]]
+            covariate = None
+            if has_cov:
+                covariate = np.where(np.isnan(self.covariate[done]), 0.0, self.covariate[done])
+            arms[variant] = _Arm(self.value[done], covariate, len(mine) - len(done))
+        return arms
 
 
 def _describe(arm: _Arm, metric: MetricSpec) -> dict:
@@ -253,13 +288,14 @@ def _compare(control: _Arm, treatment: _Arm, metric: MetricSpec, alpha: float) -
 
 
 def _metric_rows(
-    frame: pd.DataFrame,
+    outcomes: _Outcomes,
     metric: MetricSpec,
     control: str,
     variants: list[str],
     alpha: float,
+    rows: np.ndarray | None = None,
 ) -> list[dict]:
-    arms = _arms(frame, metric.name, variants)
+    arms = outcomes.arms(metric.name, variants, rows)
     rows = []
     for variant in variants:
         row = {
@@ -317,8 +353,8 @@ def analyze_experiment(
     variants = planned_variants(outcomes["variant"].dropna().unique(), control, variants)
     if control not in variants:
         raise ValueError(f"control {control!r} is not among the variants {variants}")
-    frame = _clean(outcomes, variants)
-    rows = [r for m in metrics for r in _metric_rows(frame, m, control, variants, alpha)]
+    data = _Outcomes.of(outcomes, variants)
+    rows = [r for m in metrics for r in _metric_rows(data, m, control, variants, alpha)]
     _adjust(rows, lambda row: row["is_guardrail"], alpha)
     for row in rows:
         row["experiment_name"] = experiment
@@ -344,13 +380,21 @@ def analyze_by_segment(
     ``comparisons_in_family`` says how many that was.
     """
     variants = planned_variants(outcomes["variant"].dropna().unique(), control, variants)
-    frame = _clean(outcomes, variants)
+    data = _Outcomes.of(outcomes, variants)
     segments = segments.assign(segment_value=segments["segment_value"].fillna("(none)"))
+    # persons as numbers: every outcome row's, and every segment member's (-1: no outcome)
+    person, persons = pd.factorize(data.person_id)
+    member = pd.Index(persons).get_indexer(segments["person_id"])
     rows: list[dict] = []
-    for (name, value), members in segments.groupby(["segment_name", "segment_value"], sort=True):
-        subset = frame[frame["person_id"].isin(members["person_id"])]
+    groups = segments.groupby(["segment_name", "segment_value"]).indices
+    for name, value in sorted(groups):
+        positions = groups[name, value]
+        members = member[positions]
+        chosen = np.zeros(len(persons) + 1, dtype=bool)  # the last: rows without a person (-1)
+        chosen[members[members >= 0]] = True
+        in_segment = chosen[person]
         for metric in metrics:
-            for row in _metric_rows(subset, metric, control, variants, alpha):
+            for row in _metric_rows(data, metric, control, variants, alpha, in_segment):
                 rows.append({"segment_name": name, "segment_value": value, **row})
     _adjust(rows, lambda row: row["is_guardrail"], alpha)
     for row in rows:

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 __all__ = [
     "ChiSquareResult",
@@ -859,16 +859,19 @@ def _prob_beta_greater(a_t: float, b_t: float, a_c: float, b_c: float) -> float:
     """
     dist_t, dist_c = stats.beta(a_t, b_t), stats.beta(a_c, b_c)
     eps = 1e-15
+    # The integrand is the frozen distributions' pdf x cdf (or sf), called as the functions they
+    # end in: quadrature only evaluates inside (0, 1), where their argument checks change
+    # nothing, and those checks were nine tenths of the time.
     if dist_t.std() <= dist_c.std():
         narrow, other = dist_t, dist_c
 
         def integrand(x: float) -> float:
-            return float(dist_t.pdf(x) * dist_c.cdf(x))
+            return float(stats.beta._pdf(x, a_t, b_t) * special.betainc(a_c, b_c, x))
     else:
         narrow, other = dist_c, dist_t
 
         def integrand(x: float) -> float:
-            return float(dist_c.pdf(x) * dist_t.sf(x))
+            return float(stats.beta._pdf(x, a_c, b_c) * special.betaincc(a_t, b_t, x))
 
     lo, hi = float(narrow.ppf(eps)), float(narrow.isf(eps))
     candidates = [narrow.mean(), narrow.median(), other.median(), other.ppf(1e-6), other.isf(1e-6)]

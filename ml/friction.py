@@ -24,7 +24,9 @@ for yes/no traits and times 0.25 for numeric ones).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -166,6 +168,8 @@ def cluster_step(
     to compare with, or too few distinct droppers for any k.
     """
     at = behaviour[behaviour["step"] == step]
+    # categories: the traits below compare every value with every cluster and the converters
+    at = at.astype({col: "category" for col in CLUSTER_CATEGORICAL})
     dropped = at[~at["converted"].astype(bool)].sort_values("person_id").reset_index(drop=True)
     converters = at[at["converted"].astype(bool)]
     if len(dropped) < min_dropped:
@@ -231,12 +235,19 @@ def friction_clusters(
     """
     if steps is None:
         steps = behaviour.sort_values("step_index")["step"].drop_duplicates().tolist()
-    results, skipped = [], {}
-    for step in steps:
+
+    def cluster(step: str) -> FrictionResult | str:
         try:
-            results.append(cluster_step(behaviour, step, k_range, seed, min_dropped))
+            return cluster_step(behaviour, step, k_range, seed, min_dropped)
         except InsufficientDataError as exc:
-            skipped[step] = str(exc)
+            return str(exc)
+
+    # the steps are independent: as many at a time as there are cores (results do not depend
+    # on it; k-means limits itself to one thread per fit, see ml/clustering.py)
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        outcomes = list(pool.map(cluster, steps))
+    results = [r for r in outcomes if isinstance(r, FrictionResult)]
+    skipped = {step: r for step, r in zip(steps, outcomes, strict=True) if isinstance(r, str)}
     if not results:
         raise InsufficientDataError(f"no step could be clustered: {skipped}")
     return FrictionResult(

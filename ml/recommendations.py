@@ -28,7 +28,16 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ml.arrays import distinct
 from ml.errors import InsufficientDataError
+from ml.features import EventLog
+
+# Above this many persons, ALS is fitted on a fixed-seed sample of this many, and every person's
+# factors are then solved exactly against the fitted item factors (implicit's recalculate_user,
+# one least-squares step per person): item factors from 50,000 persons are as good as from
+# millions for a handful of items, and the fit no longer grows with the persons. At or below it
+# (every demo-sized input) nothing changes.
+ALS_FIT_SAMPLE = 50_000
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "view_dashboard": 1.0,
@@ -40,7 +49,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
 
 
 def interactions_from_events(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EventLog,
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
     item_property: str | None = None,
 ) -> pd.DataFrame:
@@ -48,8 +57,21 @@ def interactions_from_events(
 
     Only events named in ``weights`` count. The item is the event name, or, with
     ``item_property``, that key of the JSON ``properties`` (e.g. a product id on view / add /
-    purchase events weighted 1 / 3 / 5); events without it are skipped.
+    purchase events weighted 1 / 3 / 5); events without it are skipped. From an
+    :class:`~ml.features.EventLog`, ``person_id`` and ``item`` are categorical.
     """
+    if isinstance(events, EventLog):
+        keep = events.named(list(weights))
+        events = pd.DataFrame(
+            {
+                "person_id": pd.Categorical.from_codes(
+                    events.person[keep], categories=events.persons
+                ),
+                "event_name": pd.Categorical.from_codes(events.name[keep], categories=events.names),
+                "event_time": events.time[keep].astype("datetime64[us]"),
+                "properties": None if events.properties is None else events.properties[keep],
+            }
+        )
     ev = events[events["event_name"].isin(list(weights))]
     out = pd.DataFrame(
         {
@@ -59,7 +81,7 @@ def interactions_from_events(
         }
     )
     if item_property is None:
-        out["item"] = ev["event_name"].to_numpy()
+        out["item"] = ev["event_name"].array
     else:
         out["item"] = (
             ev["properties"]
@@ -88,15 +110,8 @@ def time_split(
 
 def popularity(train: pd.DataFrame) -> list[str]:
     """Items by distinct persons in ``train`` (most first), ties by item name."""
-    counts = train.groupby("item")["person_id"].nunique()
+    counts = train.groupby("item", observed=True)["person_id"].nunique()
     return sorted(counts.index, key=lambda i: (-counts[i], i))
-
-
-def recommend_popular(
-    ranking: Sequence[str], seen: Mapping[str, set], persons: Sequence[str], k: int = 10
-) -> dict[str, list[str]]:
-    """The ``k`` most popular items each person does not have yet."""
-    return {p: [i for i in ranking if i not in seen.get(p, set())][:k] for p in persons}
 
 
 @dataclass(frozen=True)
@@ -108,23 +123,51 @@ class AlsModel:
     user_items: sparse.csr_matrix
     ranking: list[str]
 
-    def recommend(self, persons: Sequence[str], k: int = 10) -> dict[str, list[tuple[str, float]]]:
-        """Top ``k`` (item, score) per known person, excluding items they have. Unknown persons
-        get an empty list (use :func:`recommend_popular` for them)."""
-        index = {p: i for i, p in enumerate(self.persons)}
+    def _blocks(self, rows: np.ndarray):
+        """``rows`` in blocks of about a million (person, item) cells, with what they have."""
+        block = max(1, 2**20 // len(self.items))
+        for start in range(0, len(rows), block):
+            chunk = rows[start : start + block]
+            yield start, chunk, self.user_items[chunk].toarray() != 0
+
+    def top_items(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item index, score) of the top ``k`` items of the persons at ``rows`` that they do
+        not have yet, best first; index -1 (score NaN) where fewer than ``k`` are left.
+
+        Order: score rounded to 6 decimals (highest first), then the more popular item, then
+        the item's name.
+        """
         pop_rank = {item: r for r, item in enumerate(self.ranking)}
         tie = np.array([pop_rank.get(i, len(pop_rank)) for i in self.items], dtype=float)
-        out = {}
-        for person in persons:
-            row = index.get(person)
-            if row is None:
-                out[person] = []
-                continue
-            scores = self.item_factors @ self.person_factors[row]
-            have = set(self.user_items[row].indices)
-            order = np.lexsort((np.array(self.items), tie, -np.round(scores, 6)))
-            out[person] = [(self.items[j], float(scores[j])) for j in order if j not in have][:k]
-        return out
+        width = min(k, len(self.items))
+        best = np.full((len(rows), width), -1)
+        best_scores = np.full((len(rows), width), np.nan, dtype=self.item_factors.dtype)
+        for start, chunk, have in self._blocks(rows):
+            # each person's item_factors @ factors, to the bit (a matrix product rounds otherwise)
+            scores = np.matvec(self.item_factors, self.person_factors[chunk])
+            primary = np.where(have, np.inf, -np.round(scores, 6))
+            names = np.broadcast_to(np.arange(len(self.items)), scores.shape)
+            order = np.lexsort((names, np.broadcast_to(tie, scores.shape), primary), axis=-1)
+            order = order[:, :width]
+            taken = ~np.take_along_axis(have, order, axis=1)
+            best[start : start + len(chunk)] = np.where(taken, order, -1)
+            best_scores[start : start + len(chunk)] = np.where(
+                taken, np.take_along_axis(scores, order, axis=1), np.nan
+            )
+        return best, best_scores
+
+    def top_popular(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """The popularity baseline: item indices of the ``k`` most popular items the persons at
+        ``rows`` do not have yet, most popular first; -1 where fewer than ``k`` are left."""
+        ranking = pd.Index(self.items).get_indexer(self.ranking)
+        width = min(k, len(ranking))
+        best = np.full((len(rows), width), -1)
+        for start, chunk, have in self._blocks(rows):
+            unseen = ~have[:, ranking]
+            order = np.argsort(~unseen, axis=1, kind="stable")[:, :width]
+            taken = np.take_along_axis(unseen, order, axis=1)
+            best[start : start + len(chunk)] = np.where(taken, ranking[order], -1)
+        return best
 
 
 def fit_als(
@@ -135,25 +178,22 @@ def fit_als(
     iterations: int = 15,
     seed: int = 0,
 ) -> AlsModel:
-    """Fit ``implicit``'s ALS on summed weights per (person, item)."""
+    """Fit ``implicit``'s ALS on summed weights per (person, item) (above
+    :data:`ALS_FIT_SAMPLE` persons: on a fixed-seed sample, then every person's factors)."""
     from implicit.cpu.als import AlternatingLeastSquares
 
     if train.empty:
         raise InsufficientDataError("no training interactions")
-    summed = train.groupby(["person_id", "item"], sort=True)["weight"].sum().reset_index()
-    persons = sorted(summed["person_id"].unique())
-    items = sorted(summed["item"].unique())
+    person, persons = pd.factorize(train["person_id"], sort=True)
+    item, items = pd.factorize(train["item"], sort=True)
     if len(items) < 2:
         raise InsufficientDataError("fewer than two items: nothing to recommend")
-    p_index = {p: i for i, p in enumerate(persons)}
-    i_index = {it: i for i, it in enumerate(items)}
-    matrix = sparse.csr_matrix(
-        (
-            summed["weight"].to_numpy(dtype=np.float32),
-            (summed["person_id"].map(p_index).to_numpy(), summed["item"].map(i_index).to_numpy()),
-        ),
+    # duplicates (person, item) are summed, in float64, then the model's float32
+    summed = sparse.coo_matrix(
+        (train["weight"].to_numpy(dtype=np.float64), (person, item)),
         shape=(len(persons), len(items)),
-    )
+    ).tocsr()
+    matrix = summed.astype(np.float32)
     model = AlternatingLeastSquares(
         factors=factors,
         regularization=regularization,
@@ -163,11 +203,17 @@ def fit_als(
         random_state=seed,
         calculate_training_loss=False,
     )
-    model.fit(matrix, show_progress=False)
+    if len(persons) > ALS_FIT_SAMPLE:
+        rows = np.random.default_rng(seed).choice(len(persons), ALS_FIT_SAMPLE, replace=False)
+        model.fit(matrix[np.sort(rows)], show_progress=False)
+        person_factors = model.recalculate_user(np.arange(len(persons)), matrix)
+    else:
+        model.fit(matrix, show_progress=False)
+        person_factors = model.user_factors
     return AlsModel(
-        persons,
-        items,
-        np.asarray(model.user_factors),
+        list(np.asarray(persons, dtype=object)),
+        list(np.asarray(items, dtype=object)),
+        np.asarray(person_factors),
         np.asarray(model.item_factors),
         matrix,
         popularity(train),
@@ -175,22 +221,18 @@ def fit_als(
 
 
 def precision_recall_at_k(
-    recommended: Mapping[str, Sequence[str]], relevant: Mapping[str, set], k: int = 10
+    hits: np.ndarray, relevant: np.ndarray, k: int = 10
 ) -> tuple[float, float]:
-    """Mean precision@k and recall@k over the persons in ``relevant`` with at least one item."""
-    persons = [p for p, items in relevant.items() if items]
-    if not persons:
+    """Mean precision@k (``hits / k``) and recall@k (``hits / relevant``) over the persons with
+    at least one relevant item; ``hits`` counts each person's relevant items in their top k."""
+    hits, relevant = np.asarray(hits), np.asarray(relevant)
+    counted = relevant > 0
+    if not counted.any():
         raise InsufficientDataError("no person has a relevant item")
-    precision, recall = [], []
-    for p in persons:
-        hits = len(set(list(recommended.get(p, []))[:k]) & relevant[p])
-        precision.append(hits / k)
-        recall.append(hits / len(relevant[p]))
-    return float(np.mean(precision)), float(np.mean(recall))
-
-
-def _seen(frame: pd.DataFrame) -> dict[str, set]:
-    return {p: set(g) for p, g in frame.groupby("person_id")["item"]}
+    return (
+        float(np.mean(hits[counted] / k)),
+        float(np.mean(hits[counted] / relevant[counted])),
+    )
 
 
 def evaluate(
@@ -208,23 +250,36 @@ def evaluate(
     ``evaluated_persons``, ``train_interactions``, ``test_interactions``, ``items``, ``cutoff``.
     """
     train, test, cutoff = time_split(interactions, cutoff, holdout_fraction)
-    seen = _seen(train)
-    relevant = {p: items - seen.get(p, set()) for p, items in _seen(test).items() if p in seen}
-    relevant = {p: items for p, items in relevant.items() if items}
-    if not relevant:
+    # (person, item) pairs as numbers: persons with training history (the model's, in the same
+    # order) and every item, the ones first used after the cutoff included
+    persons = pd.Index(pd.factorize(train["person_id"], sort=True)[1])
+    items = pd.Index(sorted(set(train["item"].unique()) | set(test["item"].unique())))
+
+    def pairs(frame: pd.DataFrame) -> np.ndarray:
+        person = persons.get_indexer(frame["person_id"])
+        item = items.get_indexer(frame["item"])
+        return distinct(person[person >= 0].astype(np.int64) * len(items) + item[person >= 0])
+
+    new = np.setdiff1d(pairs(test), pairs(train), assume_unique=True)
+    if not len(new):
         raise InsufficientDataError("no person with training history has a new item after cutoff")
+    relevant = np.bincount(new // len(items), minlength=len(persons))
+    rows = np.flatnonzero(relevant)
     model = fit_als(train, seed=seed, **als_params)
-    persons = sorted(relevant)
-    als = {p: [i for i, _ in recs] for p, recs in model.recommend(persons, k).items()}
-    pop = recommend_popular(model.ranking, seen, persons, k)
-    als_p, als_r = precision_recall_at_k(als, relevant, k)
-    pop_p, pop_r = precision_recall_at_k(pop, relevant, k)
+    model_items = items.get_indexer(model.items)
+
+    def hits(best: np.ndarray) -> np.ndarray:
+        found = np.isin(rows[:, None] * len(items) + model_items[best], new) & (best >= 0)
+        return found.sum(axis=1)
+
+    als_p, als_r = precision_recall_at_k(hits(model.top_items(rows, k)[0]), relevant[rows], k)
+    pop_p, pop_r = precision_recall_at_k(hits(model.top_popular(rows, k)), relevant[rows], k)
     return {
         f"als_precision_at_{k}": als_p,
         f"als_recall_at_{k}": als_r,
         f"popularity_precision_at_{k}": pop_p,
         f"popularity_recall_at_{k}": pop_r,
-        "evaluated_persons": len(persons),
+        "evaluated_persons": len(rows),
         "train_interactions": len(train),
         "test_interactions": len(test),
         "items": len(model.items),
@@ -247,15 +302,31 @@ def user_recommendations(
     """
     model = fit_als(interactions, seed=seed, **als_params)
     persons = sorted(model.persons if persons is None else set(persons))
-    counts = interactions.groupby("item")["person_id"].nunique()
-    known = set(model.persons)
-    rows = []
-    for person, recs in model.recommend([p for p in persons if p in known], k).items():
-        rows += [(person, r + 1, item, score, "als") for r, (item, score) in enumerate(recs)]
-    for person in (p for p in persons if p not in known):
-        rows += [
-            (person, r + 1, item, float(counts[item]), "popular")
-            for r, item in enumerate(model.ranking[:k])
-        ]
-    out = pd.DataFrame(rows, columns=["person_id", "rank", "item", "score", "source"])
+    counts = interactions.groupby("item", observed=True)["person_id"].nunique()
+    rows = pd.Index(model.persons).get_indexer(persons)
+    known = np.asarray(persons, dtype=object)[rows >= 0]
+    best, scores = model.top_items(rows[rows >= 0], k)
+    ranks = np.broadcast_to(np.arange(1, best.shape[1] + 1), best.shape)
+    found = best >= 0
+    als = pd.DataFrame(
+        {
+            "person_id": np.repeat(known, found.sum(axis=1)),
+            "rank": ranks[found],
+            "item": np.asarray(model.items, dtype=object)[best[found]],
+            "score": scores[found].astype(float),
+            "source": "als",
+        }
+    )
+    cold = np.asarray(persons, dtype=object)[rows < 0]
+    popular = model.ranking[:k]
+    cold_start = pd.DataFrame(
+        {
+            "person_id": np.repeat(cold, len(popular)),
+            "rank": np.tile(np.arange(1, len(popular) + 1), len(cold)),
+            "item": np.tile(np.asarray(popular, dtype=object), len(cold)),
+            "score": np.tile([float(counts[item]) for item in popular], len(cold)),
+            "source": "popular",
+        }
+    )
+    out = pd.concat([als, cold_start], ignore_index=True)
     return out.sort_values(["person_id", "rank"], kind="stable").reset_index(drop=True)

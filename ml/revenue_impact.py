@@ -178,7 +178,7 @@ def _stratum_labels(frame: pd.DataFrame) -> pd.Series:
 
 def feature_impact(persons: pd.DataFrame, feature: str, alpha: float = 0.05) -> dict:
     """One row of ``feature_revenue_impact`` for ``feature`` from its rows of
-    ``int_feature_revenue_persons`` (columns feature, person_id, cohort_week, segment,
+    ``int_feature_revenue_persons`` (columns feature, cohort_week, segment,
     in_population, adopted, converted, revenue)."""
     rows = persons[persons["feature"] == feature]
     population = rows[rows["in_population"].astype(bool)]

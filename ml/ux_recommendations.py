@@ -201,12 +201,15 @@ def ux_recommendations(
     missing = need - set(behaviour.columns)
     if missing:
         raise ValueError(f"behaviour lacks columns {sorted(missing)}")
-    data = behaviour.copy()
+    data = behaviour[sorted(need)].copy()
     data["converted"] = data["converted"].astype(bool)
     if clusters is not None:
         data = data.merge(
             clusters[["person_id", "step", "cluster"]], on=["person_id", "step"], how="left"
         )
+    # categories (in sorted order, as groupby sorts): a million rows are split per step and
+    # segment below, and an integer code is cheaper to carry than a string
+    data = data.drop(columns="person_id").astype({c: "category" for c in ("step", *dimensions)})
     names = {}
     if cluster_names is not None:
         names = {(r.step, r.cluster): r.name for r in cluster_names.itertuples()}

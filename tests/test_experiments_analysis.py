@@ -309,3 +309,43 @@ def test_segments_share_one_holm_family_across_every_segment():
     assert treatment["p_value_adjusted"].astype(float).to_numpy() == pytest.approx(expected)
     whole = row(results[results["segment_value"] == "(none)"], "b")
     assert whole["persons"] == 100 and whole["conversions"] == 40
+
+
+def test_a_segment_is_the_analysis_of_its_members_outcomes():
+    """Each segment's rows are analyze_experiment on the outcomes of the segment's persons only
+    (up to the Holm family): outcome rows without a person belong to no segment, and segment
+    members without an outcome add nothing."""
+    rng = np.random.default_rng(9)
+    outcomes = pd.DataFrame(
+        persons("control", rng.integers(0, 2, 60))
+        + persons("b", rng.integers(0, 2, 60))
+        + persons("control", rng.gamma(2.0, 10.0, 60), metric="revenue")
+        + persons("b", rng.gamma(2.2, 10.0, 60), metric="revenue")
+    )
+    outcomes["person_id"] = outcomes["person_id"].str.replace(r"-\w+-", "-", regex=True)
+    outcomes.loc[::17, "person_id"] = None
+    outcomes["pre_exposure_events"] = rng.integers(0, 5, len(outcomes)).astype(float)
+    ids = pd.Series(sorted(outcomes["person_id"].dropna().unique().tolist() + ["nobody"]))
+    segments = pd.DataFrame(
+        {
+            "person_id": ids,
+            "segment_name": "plan",
+            "segment_value": np.where(ids.index % 3, "a", "b"),
+        }
+    )
+    metrics = [MetricSpec("activated", "conversion"), MetricSpec("revenue", "revenue")]
+    by_segment = analyze_by_segment(
+        outcomes, segments, experiment="e", control="control", metrics=metrics
+    )
+    unadjusted = [c for c in RESULT_COLUMNS if c not in ("p_value_adjusted", "is_significant")]
+    for value, members in segments.groupby("segment_value"):
+        alone = analyze_experiment(
+            outcomes[outcomes["person_id"].isin(members["person_id"])],
+            experiment="e",
+            control="control",
+            metrics=metrics,
+        )
+        mine = by_segment[by_segment["segment_value"] == value]
+        pd.testing.assert_frame_equal(
+            mine[unadjusted].reset_index(drop=True), alone[unadjusted].reset_index(drop=True)
+        )

@@ -1,13 +1,26 @@
-"""The learning tables' plumbing: the declared schema is what is written, empty or not, and the
-funnel the models learn from comes from the metrics configuration."""
+"""The learning tables' plumbing: the declared schema is what is written, empty or not, the
+funnel the models learn from comes from the metrics configuration, and the readers that turn the
+marts into the models' inputs in SQL give what the frames give."""
 
 import dagster as dg
+import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.learning.tables import SCHEMAS, learning_funnel, replace_table
+from ml.features import activity_features, first_day_features, funnel_levels, step_behaviour
+from ml.patterns import baskets
+from orchestration.learning.tables import (
+    SCHEMAS,
+    learning_funnel,
+    once_per_run,
+    read_event_log,
+    read_event_sets,
+    replace_table,
+)
 from tests.pipeline import query
+from tests.test_ml_features import STEPS, WINDOW, _users, random_log
 
 
 def test_an_empty_result_keeps_the_declared_schema_and_rewrites_are_idempotent(duckdb_path):
@@ -52,3 +65,79 @@ def test_the_learning_funnel_is_the_first_configured_funnel(tmp_path, monkeypatc
     config.write_text("funnels:\n  - {name: open, steps: [a, b], conversion_window: none}\n")
     with pytest.raises(dg.Failure, match="no conversion window"):
         learning_funnel()
+
+
+def _warehouse(path, events: pd.DataFrame) -> DuckDBResource:
+    with duckdb.connect(str(path)) as con:
+        con.register("events", events)
+        con.execute("create table main.fct_events as select * from events")
+    return DuckDBResource(database=str(path))
+
+
+def test_the_event_log_read_in_sql_gives_the_frames_features(duckdb_path):
+    """read_event_log numbers persons, names and sessions in SQL; every feature computed from it
+    equals the one computed from the events as a frame."""
+    events = random_log(11).assign(event_id=lambda f: [f"e{i}" for i in range(len(f))])
+    users = _users(events)
+    warehouse = _warehouse(duckdb_path, events)
+    log = read_event_log(warehouse, properties_of=["purchase"])
+    levels = funnel_levels(log, STEPS, WINDOW)
+    pd.testing.assert_frame_equal(levels, funnel_levels(events, STEPS, WINDOW), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        step_behaviour(log, levels, users, STEPS, WINDOW),
+        step_behaviour(events, levels, users, STEPS, WINDOW),
+        check_dtype=False,
+    )
+    pd.testing.assert_frame_equal(
+        first_day_features(log, levels, users, STEPS, WINDOW),
+        first_day_features(events, levels, users, STEPS, WINDOW),
+        check_dtype=False,
+    )
+    pd.testing.assert_frame_equal(
+        activity_features(log, levels, STEPS),
+        activity_features(events, levels, STEPS),
+        check_dtype=False,
+    )
+
+
+def test_event_sets_are_each_persons_basket_counted(duckdb_path):
+    """More event names than one 63-bit mask holds: the distinct sets, written out once per
+    person who has them, are the persons' baskets."""
+    rng = np.random.default_rng(2)
+    names = [f"event_{i:03d}" for i in range(150)]
+    events = pd.DataFrame(
+        {
+            "person_id": [f"p{rng.integers(300):03d}" for _ in range(3000)],
+            "event_name": rng.choice(names[:20] + names[60:65] + names[140:], 3000),
+            "event_time": pd.Timestamp("2026-01-01"),
+        }
+    )
+    sets, persons = read_event_sets(_warehouse(duckdb_path, events))
+    expected = baskets(events)
+    assert list(sets.columns) == list(expected.columns)
+    assert int(persons.sum()) == len(expected)
+    written_out = sets.loc[sets.index.repeat(persons)]
+    assert sorted(map(tuple, written_out.to_numpy())) == sorted(map(tuple, expected.to_numpy()))
+
+
+def test_inputs_are_read_once_per_run(duckdb_path):
+    """Two assets of one run asking for the same input get one read; the next run reads again."""
+    reads = []
+
+    def read():
+        reads.append(1)
+        return object()
+
+    @dg.asset
+    def first(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+        return id(once_per_run(context, duckdb, "input", read))
+
+    @dg.asset
+    def second(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+        return id(once_per_run(context, duckdb, "input", read))
+
+    resources = {"duckdb": DuckDBResource(database=str(duckdb_path))}
+    run = dg.materialize([first, second], resources=resources)
+    assert run.output_for_node("first") == run.output_for_node("second") and len(reads) == 1
+    dg.materialize([first], resources=resources)
+    assert len(reads) == 2

@@ -21,10 +21,10 @@ from ml.prediction import (
 )
 from ml.recommendations import (
     evaluate,
+    fit_als,
     interactions_from_events,
     popularity,
     precision_recall_at_k,
-    recommend_popular,
     time_split,
     user_recommendations,
 )
@@ -320,11 +320,10 @@ def test_no_comparable_segments_is_an_error():
 
 
 def test_precision_recall_at_k_by_hand():
-    recommended = {"a": ["x", "y", "z"], "b": ["y"]}
-    relevant = {"a": {"x", "w"}, "b": {"z"}}
-    assert precision_recall_at_k(recommended, relevant, k=2) == (0.25, 0.25)
+    # a: 1 of its 2 relevant items in the top 2; b: 0 of 1; c has nothing relevant (not counted)
+    assert precision_recall_at_k([1, 0, 0], [2, 1, 0], k=2) == (0.25, 0.25)
     with pytest.raises(InsufficientDataError):
-        precision_recall_at_k(recommended, {"a": set()}, k=2)
+        precision_recall_at_k([0], [0], k=2)
 
 
 def _two_tribes(seed=3):
@@ -356,7 +355,13 @@ def test_time_split_popularity_and_cold_start():
     assert len(test) == 40 and train["event_time"].max() < cutoff
     ranking = popularity(train)
     assert ranking[0].startswith("b")
-    assert recommend_popular(["x", "y", "z"], {"p": {"x"}}, ["p"], k=1) == {"p": ["y"]}
+    model = fit_als(data, factors=4)
+    a00 = model.persons.index("a00")
+    mine = set(data.loc[data["person_id"] == "a00", "item"])
+    # the baseline: the most popular items a00 does not have, in popularity order
+    assert [model.items[i] for i in model.top_popular(np.array([a00]), k=3)[0]] == [
+        item for item in model.ranking if item not in mine
+    ][:3]
     recs = user_recommendations(data, persons=["a00", "newcomer"], k=3, factors=4)
     cold = recs[recs["person_id"] == "newcomer"]
     assert cold["source"].eq("popular").all() and cold["item"].tolist() == popularity(data)[:3]
@@ -534,3 +539,60 @@ def test_kmeans_above_the_fit_sample_fits_a_sample_and_assigns_every_row(monkeyp
     assert len(labels) == 1000
     assert (labels[:600] == 0).all() and (labels[600:] == 1).all()  # 0 = the larger cluster
     assert (clustering.kmeans(x, 2, seed=0) == labels).all()
+
+
+def test_silhouettes_are_sklearns_on_the_same_sample(monkeypatch):
+    """choose_k computes the sample's distances once for every k; the scores are still exactly
+    sklearn's silhouette_score on that fixed-seed sample."""
+    from sklearn.metrics import silhouette_score
+
+    import ml.clustering as clustering
+
+    monkeypatch.setattr(clustering, "SILHOUETTE_SAMPLE", 150)
+    x = _blobs([(0, 0), (3, 3), (0, 3)], n=100, seed=4)
+    fit = clustering.choose_k(x, range(2, 6), seed=1)
+    for k, score in fit.silhouette_by_k.items():
+        labels = clustering.kmeans(x, k, seed=1)
+        assert score == silhouette_score(x, labels, sample_size=150, random_state=1)
+
+
+def test_frequent_itemsets_are_fpgrowths_with_and_without_weights():
+    """The distinct-basket count gives mlxtend's FP-growth itemsets and supports to the bit; a
+    row with weight w counts as w baskets."""
+    from mlxtend.frequent_patterns import fpgrowth
+
+    from ml.patterns import frequent_itemsets
+
+    rng = np.random.default_rng(5)
+    items = [f"e{i:02d}" for i in range(9)]
+    rows = pd.DataFrame(rng.random((400, len(items))) < np.linspace(0.05, 0.7, 9), columns=items)
+    for min_support, max_len in ((0.05, None), (0.1, 2), (0.3, 4)):
+        ours = frequent_itemsets(rows, min_support, max_len)
+        theirs = fpgrowth(rows, min_support=min_support, use_colnames=True, max_len=max_len)
+        assert dict(zip(ours["itemsets"], ours["support"], strict=True)) == dict(
+            zip(theirs["itemsets"], theirs["support"], strict=True)
+        )
+    weights = rng.integers(1, 4, len(rows))
+    weighted = frequent_itemsets(rows, 0.1, 3, weights=weights)
+    written_out = frequent_itemsets(rows.loc[rows.index.repeat(weights)], 0.1, 3)
+    assert dict(zip(weighted["itemsets"], weighted["support"], strict=True)) == dict(
+        zip(written_out["itemsets"], written_out["support"], strict=True)
+    )
+
+
+def test_als_above_the_fit_sample_fits_a_sample_and_scores_everyone(monkeypatch):
+    """Above ALS_FIT_SAMPLE persons the item factors come from a fixed-seed sample and every
+    person's factors are solved against them: the two tribes still get their own items first,
+    the same way on every run."""
+    import ml.recommendations as recommendations
+
+    monkeypatch.setattr(recommendations, "ALS_FIT_SAMPLE", 25)
+    data = _two_tribes()
+    model = recommendations.fit_als(data, factors=4, iterations=20)
+    assert len(model.persons) == 40 and model.person_factors.shape == (40, 4)
+    again = recommendations.fit_als(data, factors=4, iterations=20)
+    np.testing.assert_array_equal(model.person_factors, again.person_factors)
+    rows = np.arange(len(model.persons))
+    best, _ = model.top_items(rows, k=1)
+    first = [model.items[i][0] for i in best[:, 0]]
+    assert first == [p[0] for p in model.persons]  # a-tribe persons get an a-item first

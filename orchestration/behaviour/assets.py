@@ -78,9 +78,15 @@ def feature_revenue_impact_asset(duckdb: DuckDBResource) -> dg.MaterializeResult
     person over the following outcome_window, the stratified difference with its 95% CI, and the
     revenue it implies at the current adoption. Observational (docs/behaviour.md)."""
     config = metrics_config.load_config()
-    persons = warehouse.read_sql(
-        duckdb, "select * from main.int_feature_revenue_persons order by feature, person_id"
-    )
+    with duckdb.get_connection() as con:  # through Arrow: twice as fast as .df() on text
+        persons = (
+            con.sql(
+                "select feature, cohort_week, segment, in_population, adopted, converted, revenue"
+                " from main.int_feature_revenue_persons order by feature, person_id"
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
     behaviour = config.behaviour or BehaviourConfig()
     table = feature_revenue_impact(persons, behaviour.features.events)
     impact = behaviour.revenue_impact

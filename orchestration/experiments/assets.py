@@ -8,6 +8,7 @@ are then not built at all (docs/experiments.md, "Why the SRM check blocks").
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from ml.experiment_analysis import (
@@ -55,21 +56,52 @@ def _md(frame: pd.DataFrame, floatfmt: str = ".4g") -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=floatfmt))
 
 
-def _exposures(duckdb: DuckDBResource, name: str) -> pd.DataFrame:
+def _exposures(duckdb: DuckDBResource, name: str, columns: str) -> pd.DataFrame:
+    """The experiment's ``int_experiment_exposures`` rows, only ``columns`` (SQL select list)."""
     return read(
         duckdb,
-        "select * from main.int_experiment_exposures where experiment_name = ? order by person_id",
+        f"select {columns} from main.int_experiment_exposures where experiment_name = ?"
+        " order by person_id",
         [name],
     )
 
 
-def _outcomes(duckdb: DuckDBResource, name: str) -> pd.DataFrame:
-    return read(
-        duckdb,
-        "select * from main.int_experiment_outcomes where experiment_name = ? "
-        "order by metric_name, person_id",
-        [name],
+def _analysis_inputs(duckdb: DuckDBResource, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The experiment's exposures (person and breakdowns) and outcomes (the columns the analysis
+    reads), persons numbered in SQL by their id: the analysis only matches persons, and a
+    number crosses from DuckDB in a tenth of the time of an id string (the rest comes through
+    Arrow, twice as fast as DuckDB's own DataFrame conversion of text). An outcome of a person
+    without an exposure row gets no number, and so, as before, no segment."""
+    numbered = (
+        "with numbers as (select person_id, row_number() over (order by person_id) as number"
+        " from (select distinct person_id from main.int_experiment_exposures"
+        " where experiment_name = $name))"
     )
+    with duckdb.get_connection() as con:
+
+        def frame(sql: str, categories: tuple[str, ...] = ()) -> pd.DataFrame:
+            table = con.sql(f"{numbered} {sql}", params={"name": name}).to_arrow_table()
+            for column in categories:  # a few values over millions of rows: pandas categories
+                position = table.schema.get_field_index(column)
+                table = table.set_column(
+                    position, column, pc.dictionary_encode(table.column(position))
+                )
+            return table.to_pandas()
+
+        exposures = frame(
+            "select numbers.number as person_id, columns('^breakdown_')"
+            " from main.int_experiment_exposures join numbers using (person_id)"
+            " where experiment_name = $name order by numbers.number"
+        )
+        outcomes = frame(
+            "select metric_name, numbers.number as person_id, variant, value, is_complete,"
+            " has_multiple_variants, pre_exposure_events"
+            " from main.int_experiment_outcomes left join numbers using (person_id)"
+            " where experiment_name = $name"
+            " order by metric_name, int_experiment_outcomes.person_id",
+            categories=("metric_name", "variant"),
+        )
+    return exposures, outcomes
 
 
 def _segments(exposures: pd.DataFrame, breakdowns: list[str]) -> pd.DataFrame:
@@ -109,7 +141,7 @@ def experiment_health_asset(duckdb: DuckDBResource) -> dg.MaterializeResult:
     daily = read(duckdb, "select * from main.experiment_exposures_daily")
     for experiment in config.experiments:
         health = experiment_health(
-            _exposures(duckdb, experiment.name),
+            _exposures(duckdb, experiment.name, "variant, exposed_at, has_multiple_variants"),
             experiment=experiment.name,
             control=experiment.control,
             variants=experiment.variants,
@@ -218,8 +250,7 @@ def experiment_analysis(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     config = metrics_config.load_config()
     results, segments, summary = [], [], {}
     for experiment in config.experiments:
-        outcomes = _outcomes(duckdb, experiment.name)
-        exposures = _exposures(duckdb, experiment.name)
+        exposures, outcomes = _analysis_inputs(duckdb, experiment.name)
         kwargs = {
             "experiment": experiment.name,
             "control": experiment.control,

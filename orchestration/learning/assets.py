@@ -7,14 +7,24 @@ its full schema and the reason is the materialization's ``insufficient_data`` me
 reads a made-up number; the blocking checks in :mod:`orchestration.learning.checks` then fail.
 """
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from ml.errors import InsufficientDataError
-from ml.features import activity_features, first_day_features, funnel_levels, step_behaviour
+from ml.features import (
+    REVENUE_EVENT,
+    EventLog,
+    activity_features,
+    first_day_features,
+    funnel_levels,
+    step_behaviour,
+)
 from ml.friction import friction_clusters
-from ml.patterns import baskets, frequent_patterns
+from ml.patterns import frequent_patterns
 from ml.prediction import train_conversion_models
 from ml.recommendations import evaluate, interactions_from_events, user_recommendations
 from ml.segmentation import segment_users
@@ -22,8 +32,9 @@ from ml.ux_recommendations import ux_recommendations
 from orchestration.learning.tables import (
     SCHEMAS,
     learning_funnel,
-    read_events,
-    read_table,
+    once_per_run,
+    read_event_log,
+    read_event_sets,
     read_users,
     replace_table,
 )
@@ -67,11 +78,27 @@ def _insufficient(
     }
 
 
-def _funnel_inputs(duckdb: DuckDBResource):
+def _event_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> EventLog:
+    """``fct_events`` with the purchases' properties (user_segments' revenue), once per run."""
+    return once_per_run(
+        context, duckdb, "event_log", lambda: read_event_log(duckdb, properties_of=[REVENUE_EVENT])
+    )
+
+
+def _levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource, funnel) -> pd.DataFrame:
+    events = _event_log(context, duckdb)
+    return once_per_run(
+        context,
+        duckdb,
+        ("funnel_levels", *funnel.steps, funnel.window),
+        lambda: funnel_levels(events, funnel.steps, funnel.window),
+    )
+
+
+def _funnel_inputs(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     funnel = learning_funnel()
-    events, users = read_events(duckdb), read_users(duckdb)
-    levels = funnel_levels(events, funnel.steps, funnel.window)
-    return funnel, events, users, levels
+    users = once_per_run(context, duckdb, "users", lambda: read_users(duckdb))
+    return funnel, _event_log(context, duckdb), users, _levels(context, duckdb, funnel)
 
 
 def _funnel_metadata(funnel) -> dict:
@@ -94,16 +121,24 @@ def _funnel_metadata(funnel) -> dict:
             "from the step's converters, k and silhouette.",
             [EVENTS, USERS],
         ),
+        _spec(
+            "ux_recommendations",
+            "(Funnel step, segment) pairs that lose the most persons against the best "
+            "comparable segment, ranked, each with a recommendation and its evidence, and the "
+            "segment's largest friction cluster (ml/ux_recommendations.py).",
+            [EVENTS, USERS, "friction_clusters", "friction_cluster_profiles"],
+        ),
     ],
 )
 def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    """Both friction tables come from one clustering run, so they are built together."""
-    funnel, events, users, levels = _funnel_inputs(duckdb)
+    """The friction tables and the UX recommendations are built together: all of them come from
+    the behaviour of every funnel entrant at each step (a million persons' events at scale, the
+    costly part), and the recommendations name the friction clusters of this same run."""
+    funnel, events, users, levels = _funnel_inputs(context, duckdb)
     try:
         behaviour = step_behaviour(events, levels, users, funnel.steps, funnel.window)
-        result = friction_clusters(behaviour, funnel.steps[1:])
     except InsufficientDataError as error:
-        for name in ("friction_clusters", "friction_cluster_profiles"):
+        for name in ("friction_clusters", "friction_cluster_profiles", "ux_recommendations"):
             yield dg.MaterializeResult(
                 asset_key=name,
                 metadata={
@@ -112,7 +147,24 @@ def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                 },
             )
         return
+    try:
+        result = friction_clusters(behaviour, funnel.steps[1:])
+    except InsufficientDataError as error:
+        result = None
+        for name in ("friction_clusters", "friction_cluster_profiles"):
+            yield dg.MaterializeResult(
+                asset_key=name,
+                metadata={
+                    **_insufficient(context, duckdb, name, str(error)),
+                    **_funnel_metadata(funnel),
+                },
+            )
+    else:
+        yield from _friction_results(duckdb, funnel, result)
+    yield _ux_result(context, duckdb, funnel, behaviour, result)
 
+
+def _friction_results(duckdb: DuckDBResource, funnel, result) -> Iterator[dg.MaterializeResult]:
     by_step = result.profiles.groupby("step", sort=False).agg(
         k=("k", "first"), silhouette=("silhouette", "first"), dropped=("persons", "sum")
     )
@@ -150,33 +202,24 @@ def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     )
 
 
-@dg.asset(
-    pool="duckdb_writer",
-    name="ux_recommendations",
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[EVENTS, USERS, "friction_clusters", "friction_cluster_profiles"],
-    metadata={"dagster/column_schema": SCHEMAS["ux_recommendations"]},
-)
-def ux_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    """(Funnel step, segment) pairs that lose the most persons against the best comparable
-    segment, ranked, each with a recommendation and its evidence (ml/ux_recommendations.py)."""
-    funnel, events, users, levels = _funnel_inputs(duckdb)
-    clusters = read_table(duckdb, "friction_clusters")
-    profiles = read_table(duckdb, "friction_cluster_profiles")
+def _ux_result(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, funnel, behaviour, friction
+) -> dg.MaterializeResult:
+    """``ux_recommendations`` from the step behaviour, naming the clusters of ``friction`` (a
+    :class:`ml.friction.FrictionResult`, or None when no step could be clustered)."""
     try:
-        behaviour = step_behaviour(events, levels, users, funnel.steps, funnel.window)
         recs = ux_recommendations(
             behaviour,
-            clusters if len(clusters) else None,
-            profiles[["step", "cluster", "name"]] if len(profiles) else None,
+            None if friction is None else friction.clusters,
+            None if friction is None else friction.profiles[["step", "cluster", "name"]],
         )
     except InsufficientDataError as error:
         return dg.MaterializeResult(
+            asset_key="ux_recommendations",
             metadata={
                 **_insufficient(context, duckdb, "ux_recommendations", str(error)),
                 **_funnel_metadata(funnel),
-            }
+            },
         )
     top = recs.head(5)[
         [
@@ -195,13 +238,14 @@ def ux_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         ]
     ]
     return dg.MaterializeResult(
+        asset_key="ux_recommendations",
         metadata={
             **_written(duckdb, "ux_recommendations", recs),
             **_funnel_metadata(funnel),
             "comparisons": len(recs),
             "significant": int(recs["significant"].sum()),
             "top_recommendations": _md(top.assign(p_value=top["p_value"].map("{:.2g}".format))),
-        }
+        },
     )
 
 
@@ -216,19 +260,24 @@ def ux_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     """Top-10 features to try for each person who used one: implicit-feedback ALS, evaluated on
     a time split against the popularity baseline (ml/recommendations.py)."""
-    interactions = interactions_from_events(read_events(duckdb))
-    try:
-        recs = user_recommendations(interactions)
-    except InsufficientDataError as error:
-        return dg.MaterializeResult(
-            metadata=_insufficient(context, duckdb, "user_recommendations", str(error))
-        )
+    interactions = interactions_from_events(_event_log(context, duckdb))
+    # The two fits (all interactions; before the evaluation's cutoff) are independent and each
+    # runs on one core: side by side they take the time of one.
+    with ThreadPoolExecutor(2) as pool:
+        fitted = pool.submit(user_recommendations, interactions)
+        evaluated = pool.submit(evaluate, interactions)
+        try:
+            recs = fitted.result()
+        except InsufficientDataError as error:
+            return dg.MaterializeResult(
+                metadata=_insufficient(context, duckdb, "user_recommendations", str(error))
+            )
     metadata = {
         **_written(duckdb, "user_recommendations", recs),
         "persons": int(recs["person_id"].nunique()),
     }
     try:
-        scores = evaluate(interactions)
+        scores = evaluated.result()
     except InsufficientDataError as error:
         # The recommendations stand; only their evaluation is missing, and we say why.
         metadata["evaluation_skipped"] = dg.MetadataValue.text(str(error))
@@ -252,7 +301,7 @@ def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: Duck
     """Each funnel entrant's probability of completing the funnel, judged from their first day:
     logistic regression and a decision tree on a stratified 70/30 split (ml/prediction.py).
     The blocking check conversion_prediction_auc_above_chance scores the held-out rows."""
-    funnel, events, users, levels = _funnel_inputs(duckdb)
+    funnel, events, users, levels = _funnel_inputs(context, duckdb)
     try:
         features = first_day_features(events, levels, users, funnel.steps, funnel.window)
         models = train_conversion_models(features)
@@ -293,9 +342,9 @@ def user_segments_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     """Behavioural segments of every person: k-means on events, sessions, active days,
     conversion and revenue, k by silhouette (ml/segmentation.py)."""
     funnel = learning_funnel()
-    events = read_events(duckdb, with_properties=True)
+    events = _event_log(context, duckdb)
     try:
-        levels = funnel_levels(events, funnel.steps, funnel.window)
+        levels = _levels(context, duckdb, funnel)
         segmentation = segment_users(activity_features(events, levels, funnel.steps))
     except InsufficientDataError as error:
         return dg.MaterializeResult(
@@ -333,7 +382,8 @@ def event_patterns_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     """Association rules between the events persons do (FP-growth over each person's set of
     events; ml/patterns.py), strongest lift first."""
     try:
-        patterns = frequent_patterns(baskets(read_events(duckdb)))
+        event_sets, persons = read_event_sets(duckdb)
+        patterns = frequent_patterns(event_sets, weights=persons)
     except InsufficientDataError as error:
         return dg.MaterializeResult(
             metadata=_insufficient(context, duckdb, "event_patterns", str(error))
@@ -351,7 +401,6 @@ def event_patterns_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResour
 
 learning_assets = [
     friction,
-    ux_recommendations_asset,
     user_recommendations_asset,
     conversion_predictions_asset,
     user_segments_asset,

@@ -7,15 +7,20 @@ has the same shape whether the model produced rows or an empty result (insuffici
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from ml.errors import InsufficientDataError
+from ml.features import EventLog
 from orchestration import metrics_config, warehouse
 
 SCHEMA = warehouse.SCHEMA
+WORD_BITS = 63  # event names per BIGINT bit mask (the sign bit stays clear)
 
 
 def _schema(*columns: tuple[str, str, str]) -> dg.TableSchema:
@@ -109,23 +114,121 @@ def read_table(duckdb: DuckDBResource, name: str) -> pd.DataFrame:
         return con.execute(f"select * from {SCHEMA}.{warehouse.quote(name)}").df()
 
 
-def read_events(duckdb: DuckDBResource, with_properties: bool = False) -> pd.DataFrame:
-    """``fct_events``' person, event, time and session (and ``properties`` if asked), in a stable
-    order so that every model sees the same rows in the same order on every run."""
-    properties = ", properties" if with_properties else ""
+_RUN_INPUTS: dict = {}
+
+
+def once_per_run(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, name: Hashable, read: Callable
+):
+    """``read()`` the first time a run asks for ``name`` from this warehouse; the same object
+    when another asset of the run asks again.
+
+    The learning assets of a run read the same marts, and those are final by then (they are
+    upstream in the run); reading a million persons' event log takes seconds, and so does their
+    funnel. The pipeline runs in one process, so its assets share; an asset run alone reads for
+    itself. Only the latest run's inputs are kept, and nobody may modify what this returns.
+    """
+    run = (context.run.run_id, duckdb.database)
+    if _RUN_INPUTS.get("run") != run:
+        _RUN_INPUTS.clear()
+        _RUN_INPUTS["run"] = run
+    if name not in _RUN_INPUTS:
+        _RUN_INPUTS[name] = read()
+    return _RUN_INPUTS[name]
+
+
+def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) -> EventLog:
+    """``fct_events`` as an :class:`ml.features.EventLog`, with the JSON properties of the events
+    called one of ``properties_of`` (the models read no others).
+
+    Persons are numbered in SQL, so no per-event id becomes a Python string, and the events are
+    not sorted: every feature is order-free. A session is identified by a 63-bit hash of
+    (person_id, session_id); two of the warehouse's few million sessions sharing one is a
+    one-in-a-million chance per run, and would merge them in the session counts.
+    """
     with duckdb.get_connection() as con:
-        return con.execute(
-            "select person_id, event_name, event_time, session_id"
-            f"{properties} from {SCHEMA}.fct_events order by person_id, event_time, event_id"
-        ).df()
+        con.execute(
+            "create temp table learning_persons as select person_id,"
+            " (row_number() over (order by person_id) - 1)::integer as person"
+            f" from (select distinct person_id from {SCHEMA}.fct_events)"
+        )
+        persons = con.execute(
+            "select person_id from learning_persons order by person"
+        ).fetchnumpy()["person_id"]
+        names = [
+            name
+            for (name,) in con.execute(
+                f"select distinct event_name from {SCHEMA}.fct_events order by 1"
+            ).fetchall()
+        ]
+        columns = con.execute(
+            "select learning_persons.person,"
+            " list_position($names, event_name)::integer - 1 as name,"
+            " epoch_us(event_time) as time,"
+            " case when session_id is null then -1"
+            " else (hash(person_id, session_id) >> 1)::bigint end as session,"
+            " case when list_contains($properties_of, event_name) then properties end"
+            " as properties"
+            f" from {SCHEMA}.fct_events join learning_persons using (person_id)",
+            {"names": names, "properties_of": list(properties_of)},
+        ).fetchnumpy()
+    return EventLog(
+        persons=pd.Index(persons),
+        names=pd.Index(names),
+        person=columns["person"],
+        name=columns["name"],
+        time=columns["time"],
+        session=columns["session"],
+        properties=np.ma.filled(columns["properties"], None) if properties_of else None,
+    )
+
+
+def read_event_sets(duckdb: DuckDBResource) -> tuple[pd.DataFrame, np.ndarray]:
+    """Each person's set of event names in ``fct_events``, as the distinct sets (one boolean
+    column per event name, sorted) with the number of persons who have each: the baskets of
+    :func:`ml.patterns.frequent_patterns`. The sets are built in SQL as bit masks, one BIGINT
+    word per 63 event names, so no per-person row leaves DuckDB."""
+    with duckdb.get_connection() as con:
+        names = [
+            name
+            for (name,) in con.execute(
+                f"select distinct event_name from {SCHEMA}.fct_events order by 1"
+            ).fetchall()
+        ]
+        if not names:
+            raise InsufficientDataError("no events to build baskets from")
+        words = range((len(names) + WORD_BITS - 1) // WORD_BITS)
+        masks = ", ".join(
+            f"bit_or(case when code // $bits = {word} then 1::bigint << (code % $bits)"
+            f" else 0 end) as word_{word}"
+            for word in words
+        )
+        columns = con.execute(
+            f"select *, count(*) as persons from (select {masks} from"
+            f" (select person_id, list_position($names, event_name) - 1 as code"
+            f" from {SCHEMA}.fct_events) group by person_id) group by all",
+            {"names": names, "bits": WORD_BITS},
+        ).fetchnumpy()
+    bits = np.arange(WORD_BITS)
+    onehot = np.hstack([(columns[f"word_{word}"][:, None] >> bits & 1) == 1 for word in words])
+    return (
+        pd.DataFrame(onehot[:, : len(names)], columns=pd.Index(names, name="event_name")),
+        columns["persons"],
+    )
 
 
 def read_users(duckdb: DuckDBResource) -> pd.DataFrame:
+    """``dim_users``' segment columns, in person order (through Arrow: DuckDB's own DataFrame
+    conversion of a million strings takes three times as long)."""
     with duckdb.get_connection() as con:
-        return con.execute(
-            "select person_id, first_platform, country, first_utm_source"
-            f" from {SCHEMA}.dim_users order by person_id"
-        ).df()
+        return (
+            con.sql(
+                "select person_id, first_platform, country, first_utm_source"
+                f" from {SCHEMA}.dim_users order by person_id"
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
 
 
 @dataclass(frozen=True)
