@@ -59,8 +59,11 @@ run: manifest
 dev: manifest
 	ANALYTICS_SCHEDULES=$(or $(ANALYTICS_SCHEDULES),off) $(VENV_BIN)/dagster dev -w workspace.yaml
 
+# Two workers (this project's machines have two cores), one test file per worker at a time so a
+# module's fixtures are built once; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: manifest
-	$(VENV_BIN)/python -m pytest
+	$(VENV_BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Not part of the tests: generates SCALE persons x DAYS days of demo data, runs the real job on it
 # and prints wall time and peak memory per stage (JSON under bench/results/). See bench/README.md.

@@ -22,6 +22,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ["DUCKDB_DATABASE"] = str(REPO / "data" / "pytest-parse.duckdb")
+    if hasattr(session.config, "workerinput"):
+        return  # a pytest-xdist worker: the controller parsed before starting the workers
     (REPO / "data").mkdir(exist_ok=True)
     dbt = Path(sys.executable).parent / "dbt"
     subprocess.run([str(dbt), "parse", "--quiet"], cwd=REPO / "dbt_project", check=True)

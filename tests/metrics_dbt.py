@@ -45,7 +45,11 @@ def run_dbt_build(
     }
     dbt = Path(sys.executable).parent / "dbt"
     return subprocess.run(
-        [str(dbt), "build", "--select", *select.split(), "--vars", dbt_vars],
+        # Target and log folders of its own: tests run side by side (make test: pytest-xdist),
+        # and the manifest in dbt_project/target is the one the definitions load.
+        [str(dbt), "build", "--select", *select.split(), "--vars", dbt_vars,
+         "--target-path", str(database.parent / "dbt-target"),
+         "--log-path", str(database.parent / "dbt-logs")],
         cwd=REPO / "dbt_project",
         env=env,
         capture_output=True,

@@ -73,7 +73,7 @@ def warehouse(tmp_path_factory):
             )
         ],
     )
-    build_or_fail(database, CONFIG)
+    build_or_fail(database, CONFIG, select="+active_users +dim_users +fct_sessions")
     return database, log
 
 

@@ -31,6 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt_project"
 CORE_MODELS = ["+fct_sessions", "+dim_users"]
 COMPARED = ["stg_raw__events", "fct_events", "fct_sessions", "dim_users"]
+# Runs (0-based) after which the tables are compared with a full rebuild: the second holds the
+# re-landed day and the late identify, the third the changed copy, the fourth the new day and the
+# anonymous person who is gone. (After the first, the build is a full one.)
+COMPARED_AFTER = (1, 2, 3)
 
 
 def _event(event_id, name, time, user=None, anon=None):
@@ -93,14 +97,15 @@ def _dbt(args: list[str], env: dict[str, str], workdir: Path) -> None:
 
 
 class DuckDBWarehouse:
-    """dbt on the DuckDB file; the full rebuild runs on a copy of the file."""
+    """dbt on the DuckDB file (``dbt run``: the models' tests run in the rest of the suite); the
+    full rebuild runs on a copy of the file."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.path = workdir / "warehouse.duckdb"
 
     def build(self) -> None:
-        _dbt(["build"], {"DBT_TARGET": "duckdb", "DUCKDB_DATABASE": str(self.path)}, self.workdir)
+        _dbt(["run"], {"DBT_TARGET": "duckdb", "DUCKDB_DATABASE": str(self.path)}, self.workdir)
 
     def rows(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.path), read_only=True) as con:
@@ -137,7 +142,7 @@ class PostgresWarehouse:
         with self.database.connect(autocommit=True) as con:
             con.execute("drop table if exists raw.events")
         copy_table_to_postgres(self.path, self.database, "raw.events")
-        _dbt(["build"], self._env("analytics"), self.workdir)
+        _dbt(["run"], self._env("analytics"), self.workdir)
 
     def rows(self, sql: str) -> list[tuple]:
         with self.database.connect() as con:
@@ -211,7 +216,8 @@ def _run_scenario(warehouse) -> None:
             assert warehouse.rows("select count(*) from dim_users where person_id = 'a9'") == [(0,)]
             warehouse.execute("update fct_events set country = 'DE' where event_id = 'x02'")
             warehouse.execute("update dim_users set country = 'DE' where person_id = 'u1'")
-        assert warehouse.differences() == dict.fromkeys(COMPARED, 0), f"after run {number + 1}"
+        if number in COMPARED_AFTER:
+            assert warehouse.differences() == dict.fromkeys(COMPARED, 0), f"after run {number + 1}"
 
         persons = _persons(warehouse, ["x03", "x05", "x06", "x09"])
         if number == 0:
