@@ -4,8 +4,6 @@ once per session (the Dagster definitions need it to exist before they are impor
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return  # a pytest-xdist worker: the controller parsed before starting the workers
     (REPO / "data").mkdir(exist_ok=True)
-    dbt = Path(sys.executable).parent / "dbt"
-    subprocess.run([str(dbt), "parse", "--quiet"], cwd=REPO / "dbt_project", check=True)
+    from orchestration.transform.parse import parse_manifest
+
+    parse_manifest()
 
 
 @pytest.fixture

@@ -167,14 +167,8 @@ RUN_STAMP = "loaded_at"
 
 def _count_differences(con, left: str, right: str) -> int:
     """Rows in one table and not the other (with multiplicity), all columns but RUN_STAMP."""
-    schema, table = left.split(".")[-2:]
-    names = con.execute(
-        "select column_name from information_schema.columns where table_schema = %s"
-        " and table_name = %s and column_name <> %s order by ordinal_position"
-        .replace("%s", "?" if isinstance(con, duckdb.DuckDBPyConnection) else "%s"),
-        [schema, table, RUN_STAMP],
-    ).fetchall()
-    columns = ", ".join(n[0] for n in names)
+    described = con.execute(f"select * from {left} limit 0").description
+    columns = ", ".join(c[0] for c in described if c[0] != RUN_STAMP)
     sql = (f"select count(*) from ((select {columns} from {left} except all"
            f" select {columns} from {right}) union all (select {columns} from {right}"
            f" except all select {columns} from {left})) as diff")
