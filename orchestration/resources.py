@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
+from filelock import FileLock, Timeout
 
 from orchestration import settings
 from orchestration.ingest.sources import EventSource, build_source
@@ -82,6 +86,50 @@ def event_source_resource() -> EventSourceResource:
     )
 
 
+WAREHOUSE_LOCK_WAIT = "Waiting for the warehouse lock"
+
+
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's resource, with one more guarantee: one process at a time has the file open.
+
+    The pool ``duckdb_writer`` (dagster.yaml) is what schedules the warehouse steps: a step waits
+    for its one slot, visibly, before it starts. But Dagster 1.13's SQL storage grants a slot by
+    checking and then claiming in separate statements (``has_unassigned_slots`` then
+    ``_claim_concurrency_slot``), so two steps that ask at the same instant can both get it; CI met
+    that once in tests/test_concurrency.py. DuckDB would then refuse the second process ("Could not
+    set lock on file"): dagster-duckdb retries its connect for about 100 s, dbt not at all. So
+    every connection, and the dbt build (``exclusive``), also holds an OS file lock beside the
+    database (``<database>.lock``, through the ``filelock`` library): uncontended, as the pool
+    normally sees to, it costs a system call; in the race, the second step waits here and says so.
+    The lock is per process and re-entrant (``thread_local=False``): DuckDB lets connections in one
+    process share the file, so a step's nested or threaded connections never wait on themselves.
+    """
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        if self.database in ("", ":memory:") or self.database.startswith("md:"):
+            yield
+            return
+        lock = FileLock(f"{self.database}.lock", thread_local=False, is_singleton=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log = dg.get_dagster_logger()
+            log.info(f"{WAREHOUSE_LOCK_WAIT}: another process has {self.database} open")
+            started = time.monotonic()
+            lock.acquire()
+            log.info(f"Got the warehouse lock after {time.monotonic() - started:.1f} s")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
+    def get_connection(self) -> Iterator:
+        with self.exclusive(), super().get_connection() as connection:
+            yield connection
+
+
 def dbt_executable() -> str:
     """dbt from this interpreter's environment, so that no one needs to activate the venv."""
     beside = Path(sys.executable).parent / "dbt"
@@ -90,7 +138,10 @@ def dbt_executable() -> str:
 
 def build_resources() -> dict[str, object]:
     return {
-        "duckdb": DuckDBResource(database=dg.EnvVar("DUCKDB_DATABASE")),
+        "duckdb": WarehouseResource(
+            database=dg.EnvVar("DUCKDB_DATABASE"),
+            connection_config={"memory_limit": settings.get("DUCKDB_MEMORY_LIMIT")},
+        ),
         "dbt": DbtCliResource(
             project_dir=dbt_project,
             target=settings.get("DBT_TARGET"),

@@ -23,6 +23,11 @@ DEFAULTS: dict[str, str] = {
     "ANALYTICS_START_DATE": "2026-09-01",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_TARGET": "duckdb",
+    # DuckDB's memory limit, for dbt's connection (profiles.yml) and the assets' (the duckdb
+    # resource); beyond it DuckDB spills to disk. DuckDB's own default is 80% of the machine for
+    # each connection, but dbt runs in a second process beside the step's, and at 40M events the
+    # two together ran the machine out of memory (bench/README.md).
+    "DUCKDB_MEMORY_LIMIT": "40%",
     # The weekly report: where it is written, the schedules' switch (on|off), its time zone.
     "REPORTS_DIR": str(REPO_ROOT / "reports"),
     "ANALYTICS_SCHEDULES": "on",

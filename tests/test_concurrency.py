@@ -8,6 +8,10 @@ own process (as the daemon's run launcher or a UI re-execution would), against a
 a temporary DAGSTER_HOME that holds the repository's dagster.yaml, and one DuckDB file: all of them
 succeed, their steps take turns, and the later ones say they waited for the pool. The negative
 shows why: a second process cannot open a DuckDB file another process has open.
+
+Dagster's pool can let two steps through when they ask at the same instant (a check-then-claim race
+in its SQL storage; see WarehouseResource in orchestration/resources.py). The warehouse's file lock
+covers that case: a step that overlaps another must have waited for it, and says so in its log.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pytest
 import yaml
 
 from orchestration.jobs import WAREHOUSE_POOL, WAREHOUSE_RUN_TAGS
+from orchestration.resources import WAREHOUSE_LOCK_WAIT, WarehouseResource
 from tests.pipeline import query
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,8 +124,6 @@ def _worker(day: str, go: str) -> None:
     from orchestration import settings
 
     settings.apply_defaults()
-    from dagster_duckdb import DuckDBResource
-
     from orchestration.definitions import defs  # noqa: F401  (what a run worker loads)
     from orchestration.ingest.assets import raw_events
     from orchestration.resources import EventSourceResource
@@ -136,7 +139,7 @@ def _worker(day: str, go: str) -> None:
             [raw_events],
             partition_key=day,
             resources={
-                "duckdb": DuckDBResource(database=os.environ["DUCKDB_DATABASE"]),
+                "duckdb": WarehouseResource(database=os.environ["DUCKDB_DATABASE"]),
                 "event_source": EventSourceResource(kind="demo", demo_persons=200, demo_days=4),
             },
             instance=instance,
@@ -196,12 +199,14 @@ def test_a_backfill_of_several_partitions_at_once_takes_turns(instance_home, duc
                 for e in logs
                 if e.is_dagster_event and e.step_key == "raw_events"
             }
-            windows.append((times["STEP_START"], times["STEP_SUCCESS"]))
+            waited = any(e.user_message.startswith(WAREHOUSE_LOCK_WAIT) for e in logs)
+            windows.append((times["STEP_START"], times["STEP_SUCCESS"], waited))
             blocked += any(e.message == BLOCKED for e in logs)
-        # The pool's one slot: no two steps ran at the same time ...
-        for (_, end_a), (start_b, _) in combinations(sorted(windows), 2):
-            assert end_a <= start_b, sorted(windows)
-        # ... because the runs that came second and third waited for it (they all started at once).
+        # The pool's one slot: no two steps ran at the same time, or, where Dagster's race let two
+        # start together, the later one waited for the warehouse lock before it touched DuckDB ...
+        for (_, end_a, waited_a), (start_b, _, waited_b) in combinations(sorted(windows), 2):
+            assert end_a <= start_b or waited_a or waited_b, sorted(windows)
+        # ... and the runs that came later waited for the pool (they all started at once).
         assert blocked >= 1, "no run waited for the pool: were the runs really concurrent?"
         # Every slot was given back.
         info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
@@ -238,6 +243,55 @@ def test_without_the_limit_a_second_writer_hits_duckdbs_lock(tmp_path):
     # Once the other writer is gone the file opens: the error is about the concurrent writer only.
     with duckdb.connect(str(path)) as con:
         assert con.execute("select count(*) from t").fetchone() == (0,)
+
+
+HOLD_WAREHOUSE = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    from orchestration.resources import WarehouseResource
+    # As the dbt step does: hold the lock while another program (dbt) has the file, and a moment
+    # after it let go.
+    with WarehouseResource(database=sys.argv[1]).exclusive():
+        with duckdb.connect(sys.argv[1]) as con:
+            con.execute("create table t as select 1 as x")
+        print("holding", flush=True)
+        time.sleep(float(sys.argv[2]))
+        with duckdb.connect(sys.argv[1]) as con:
+            con.execute("insert into t values (2)")
+    """
+)
+
+
+def test_a_step_that_gets_past_the_pool_waits_for_the_warehouse_lock(tmp_path, caplog):
+    """What covers Dagster's race: while another process holds the warehouse (a dbt build, or a
+    connection of another step), a step's connection waits for it to let go and says so, instead of
+    failing on DuckDB's lock; then it sees everything the other process wrote."""
+    path = tmp_path / "warehouse.duckdb"
+    hold_seconds = 2.0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(path), str(hold_seconds)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        held_since = time.monotonic()
+        with caplog.at_level("INFO"), WarehouseResource(database=str(path)).get_connection() as con:
+            waited = time.monotonic() - held_since
+            rows = con.execute("select x from t order by x").fetchall()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert rows == [(1,), (2,)]
+    assert waited >= hold_seconds * 0.8, waited
+    assert any(m.startswith(WAREHOUSE_LOCK_WAIT) for m in caplog.messages), caplog.messages
+    # Nested connections in one process do not wait on themselves (the lock is re-entrant).
+    warehouse = WarehouseResource(database=str(path))
+    with warehouse.exclusive(), warehouse.get_connection() as con:
+        assert con.execute("select count(*) from t").fetchone() == (2,)
 
 
 if __name__ == "__main__":

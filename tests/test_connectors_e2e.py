@@ -6,7 +6,7 @@ import gzip
 import io
 import json
 import zipfile
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 import requests
@@ -146,3 +146,43 @@ def test_ga4_export_file(tmp_path, duckdb_path):
     assert human == {"u1"} and len(persons) == 2 + BUSY
     assert quarantined == []
     assert query(duckdb_path, "select distinct source from fct_events") == [("ga4",)]
+
+
+def test_a_day_that_fails_lands_nothing_of_its_run(httpserver, duckdb_path, monkeypatch):
+    # The days of a run land in one transaction: when the vendor refuses a later day, the days
+    # fetched before it are not replaced either, so raw.events never holds half a run.
+    def export(day: str, *names: str) -> str:
+        seconds = int(datetime.fromisoformat(f"{day}T10:00:00+00:00").timestamp())
+        return "\n".join(
+            json.dumps({"event": name, "properties": {
+                "time": seconds, "$insert_id": f"{day}-{i}", "distinct_id": "u1", "$user_id": "u1",
+            }})
+            for i, name in enumerate(names)
+        ) + "\n"
+
+    def serve(day: str, body: str | None) -> None:
+        request = httpserver.expect_request(
+            "/api/2.0/export", query_string={"from_date": day, "to_date": day}
+        )
+        if body is None:
+            request.respond_with_data("Unauthorized", status=401)
+        else:
+            request.respond_with_data(body, content_type="application/x-ndjson")
+
+    monkeypatch.setenv("MIXPANEL_BASE_URL", httpserver.url_for("/"))
+    source = EventSourceResource(kind="mixpanel", mixpanel_api_secret="project-secret")
+    first, last = date(2026, 9, 2), date(2026, 9, 3)
+    serve("2026-09-02", export("2026-09-02", "Page View", "Signed up"))
+    serve("2026-09-03", export("2026-09-03", "Page View"))
+    assert materialize_days(first, last, source, selection=["raw_events"]).success
+    landed_sql = ("select partition_date, event_id, ingested_at from raw.events"
+                  " order by partition_date, event_id")
+    landed = query(duckdb_path, landed_sql)
+    assert len(landed) == 3
+
+    httpserver.clear()
+    serve("2026-09-02", export("2026-09-02", "Page View", "Signed up", "Purchase"))
+    serve("2026-09-03", None)
+    result = materialize_days(first, last, source, selection=["raw_events"])
+    assert not result.success
+    assert query(duckdb_path, landed_sql) == landed, "the refetched first day was rolled back"

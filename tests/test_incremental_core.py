@@ -1,4 +1,6 @@
-"""The incremental core models (stg_raw__events, fct_events) against a full rebuild.
+"""The incremental models (the core: stg_raw__events, fct_events, fct_sessions, dim_users; and the
+per-person intermediates int_journey_steps, int_persons_first_touch, int_retention_members)
+against a full rebuild.
 
 A hand-built log is landed day by day through the production ingest path, with the vendor's data
 changing between runs the ways it does in practice: a day landed again without one of its events,
@@ -6,11 +8,14 @@ a late event that re-points an anonymous id to an earlier user, a re-sent event 
 day is landed again (so the other copy wins), and a new day on which an anonymous visitor of
 earlier days identifies. After each run, the incrementally built tables must equal what
 ``dbt build --full-refresh`` makes of the same ``raw.events``, row for row, on DuckDB and on
-Postgres; and the person and session of the events the change touched are checked by hand.
+Postgres; and the person and session of the events the change touched are checked by hand. A
+last run changes the journeys and retention settings, which must rebuild the models built from
+them whole.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,12 +34,28 @@ from tests.postgres import copy_table_to_postgres, temporary_database
 
 REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt_project"
-CORE_MODELS = ["+fct_sessions", "+dim_users"]
-COMPARED = ["stg_raw__events", "fct_events", "fct_sessions", "dim_users"]
+CORE_MODELS = ["+fct_sessions", "+dim_users", "+int_journey_steps", "+int_persons_first_touch",
+               "+int_retention_members"]
+COMPARED = ["stg_raw__events", "fct_events", "fct_sessions", "dim_users", "int_journey_steps",
+            "int_persons_first_touch", "int_retention_members"]
 # Runs (0-based) after which the tables are compared with a full rebuild: the second holds the
 # re-landed day and the late identify, the third the changed copy, the fourth the new day and the
-# anonymous person who is gone. (After the first, the build is a full one.)
-COMPARED_AFTER = (1, 2, 3)
+# anonymous person who is gone, the fifth other settings. (The first is a full build.)
+COMPARED_AFTER = (1, 2, 3, 4)
+
+
+def _settings(edited: bool = False) -> str:
+    """The project's metrics and behaviour configuration as dbt vars; ``edited``: with the
+    journeys renamed and shortened, and other retention granularities."""
+    from orchestration import metrics_config
+
+    settings = json.loads(metrics_config.dbt_vars_json(metrics_config.load_config()))
+    if edited:
+        for journey in settings["behaviour"]["journeys"]:
+            journey["name"] += "_v2"
+            journey["steps"] = 1
+        settings["metrics"]["retention"]["granularities"] = ["week"]
+    return json.dumps(settings)
 
 
 def _event(event_id, name, time, user=None, anon=None):
@@ -83,11 +104,11 @@ def _land(database: Path, records: list[dict], days: list[date], ingested_at: da
         land_day(resource, day, frame[frame["partition_date"] == day])
 
 
-def _dbt(args: list[str], env: dict[str, str], workdir: Path) -> None:
+def _dbt(args: list[str], env: dict[str, str], workdir: Path, settings: str) -> None:
     dbt = Path(sys.executable).parent / "dbt"
     result = subprocess.run(
-        [str(dbt), *args, "--select", *CORE_MODELS, "--target-path", str(workdir / "target"),
-         "--log-path", str(workdir / "logs")],
+        [str(dbt), *args, "--select", *CORE_MODELS, "--vars", settings,
+         "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")],
         cwd=DBT_PROJECT,
         env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env},
         capture_output=True,
@@ -103,9 +124,11 @@ class DuckDBWarehouse:
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.path = workdir / "warehouse.duckdb"
+        self.settings = _settings()
 
     def build(self) -> None:
-        _dbt(["run"], {"DBT_TARGET": "duckdb", "DUCKDB_DATABASE": str(self.path)}, self.workdir)
+        _dbt(["run"], {"DBT_TARGET": "duckdb", "DUCKDB_DATABASE": str(self.path)}, self.workdir,
+             self.settings)
 
     def rows(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.path), read_only=True) as con:
@@ -120,7 +143,7 @@ class DuckDBWarehouse:
         rebuilt.parent.mkdir(exist_ok=True)
         shutil.copy(self.path, rebuilt)
         _dbt(["run", "--full-refresh"], {"DBT_TARGET": "duckdb", "DUCKDB_DATABASE": str(rebuilt)},
-             self.workdir / "rebuilt")
+             self.workdir / "rebuilt", self.settings)
         with duckdb.connect(str(self.path), read_only=True) as con:
             con.execute(f"attach '{rebuilt}' as rebuilt (read_only)")
             return {table: _count_differences(con, f"main.{table}", f"rebuilt.main.{table}")
@@ -134,6 +157,7 @@ class PostgresWarehouse:
     def __init__(self, workdir: Path, database):
         self.workdir, self.database = workdir, database
         self.path = workdir / "warehouse.duckdb"
+        self.settings = _settings()
 
     def _env(self, schema: str) -> dict[str, str]:
         return {**self.database.dbt_env(schema), "DUCKDB_DATABASE": str(self.workdir / "unused")}
@@ -142,7 +166,7 @@ class PostgresWarehouse:
         with self.database.connect(autocommit=True) as con:
             con.execute("drop table if exists raw.events")
         copy_table_to_postgres(self.path, self.database, "raw.events")
-        _dbt(["run"], self._env("analytics"), self.workdir)
+        _dbt(["run"], self._env("analytics"), self.workdir, self.settings)
 
     def rows(self, sql: str) -> list[tuple]:
         with self.database.connect() as con:
@@ -155,7 +179,8 @@ class PostgresWarehouse:
             con.execute(sql)
 
     def differences(self) -> dict[str, int]:
-        _dbt(["run", "--full-refresh"], self._env("rebuilt"), self.workdir / "rebuilt")
+        _dbt(["run", "--full-refresh"], self._env("rebuilt"), self.workdir / "rebuilt",
+             self.settings)
         with self.database.connect() as con:
             return {table: _count_differences(con, f"analytics.{table}", f"rebuilt.{table}")
                     for table in COMPARED}
@@ -189,9 +214,12 @@ def _run_scenario(warehouse) -> None:
         (SECOND, [DAY[1]]),
         (SECOND, [DAY[2]]),
         (THIRD, [DAY[3], DAY[4]]),
+        (THIRD, []),  # nothing landed; the journeys and retention settings changed
     ]
     for number, (records, days) in enumerate(runs):
-        last = number == len(runs) - 1
+        last = number == 3
+        if number == 4:
+            warehouse.settings = _settings(edited=True)
         if last:
             # Marks on two stored events and a person: u1's (untouched by the last run) must
             # survive it, since an incremental build does not rewrite untouched persons; a9's
@@ -199,6 +227,8 @@ def _run_scenario(warehouse) -> None:
             warehouse.execute("update fct_events set country = 'marked' where event_id in "
                               "('x02', 'x06')")
             warehouse.execute("update dim_users set country = 'marked' where person_id = 'u1'")
+            warehouse.execute("update int_persons_first_touch set landing_event = 'marked'"
+                              " where person_id = 'u1'")
         _land(warehouse.path, records, days, start + timedelta(hours=number))
         warehouse.build()
         if last:
@@ -206,12 +236,27 @@ def _run_scenario(warehouse) -> None:
                                        " in ('x02', 'x06')")) == {"x02": "marked", "x06": "DE"}
             assert warehouse.rows("select country from dim_users where person_id = 'u1'") == [
                 ("marked",)]
+            assert warehouse.rows("select landing_event from int_persons_first_touch"
+                                  " where person_id = 'u1'") == [("marked",)]
             # a9's events are u9's now: the anonymous person is gone from every core table.
             assert warehouse.rows("select count(*) from dim_users where person_id = 'a9'") == [(0,)]
             warehouse.execute("update fct_events set country = 'DE' where event_id = 'x02'")
             warehouse.execute("update dim_users set country = 'DE' where person_id = 'u1'")
+            warehouse.execute("update int_persons_first_touch set landing_event = 'page_view'"
+                              " where person_id = 'u1'")
+            # u9's after_signup path starts at the new day's signup, found incrementally.
+            assert warehouse.rows(
+                "select count(*) from int_journey_steps where person_id = 'u9'"
+                " and journey_name = 'after_signup' and step_number = 0"
+            ) == [(1,)]
         if number in COMPARED_AFTER:
             assert warehouse.differences() == dict.fromkeys(COMPARED, 0), f"after run {number + 1}"
+        if number == 4:  # every stored path is one of the renamed journeys now
+            assert warehouse.rows("select distinct journey_name from int_journey_steps") == [
+                ("after_signup_v2",)]
+            assert warehouse.rows("select max(step_number) from int_journey_steps") == [(1,)]
+            assert warehouse.rows("select distinct granularity from int_retention_members") == [
+                ("week",)]
 
         persons = _persons(warehouse, ["x03", "x05", "x06", "x09"])
         if number == 0:

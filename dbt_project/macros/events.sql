@@ -152,3 +152,95 @@ where not exists (
 )
 {% endif %}
 {%- endmacro %}
+
+
+{#-
+  Per-person models that may hold no row for a person (int_journey_steps, int_retention_members)
+  and int_persons_first_touch: incremental by person, keyed on fct_events.loaded_at, and rebuilt
+  whole when the settings they are built from change. `events` is fct_events, or a view over it
+  that keeps its loaded_at (int_metrics_events). Each such model:
+    - selects `{{ person_rebuild_events(events, settings) }}` as its events;
+    - has `pre_hook="{{ delete_person_rebuild(events, <the same settings>) }}"`;
+    - adds the columns `{{ person_rebuild_columns(events, settings) }}` to its rows;
+    - is `materialized='incremental', incremental_strategy='append',
+      on_schema_change='sync_all_columns'`.
+  `loaded_at` on a row is fct_events' newest loaded_at when the row was built, so the table's newest
+  `loaded_at` is a watermark: a person whose events fct_events rewrote since has loaded_at above it.
+  The plan (person_rebuild_plan) is read when the model's SQL and its pre-hook are rendered, both
+  before the pre-hook deletes anything, so the persons deleted and the persons rebuilt are the
+  same set. (fct_sessions and dim_users use the simpler delete_persons_changed_in, since every
+  person has a row in them.)
+-#}
+
+{% macro settings_fingerprint(settings) -%}
+{#- A text that changes when `settings` (what the model is built from) changes. -#}
+{{ return(local_md5(tojson(settings, sort_keys=True))) }}
+{%- endmacro %}
+
+
+{% macro person_rebuild_plan(settings) -%}
+{#- {'full': true} when the table must be built whole (not incremental, built with other settings,
+    or without the columns this scheme adds), else {'full': false, 'since': the watermark}. -#}
+{%- if not execute or not is_incremental() -%}
+    {{ return({'full': true}) }}
+{%- endif -%}
+{%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+{%- if 'loaded_at' not in columns or 'settings_fingerprint' not in columns -%}
+    {{ return({'full': true}) }}
+{%- endif -%}
+{%- set state = run_query(
+    "select max(loaded_at), count(distinct settings_fingerprint), max(settings_fingerprint) from "
+    ~ this
+) -%}
+{%- set since, fingerprints, fingerprint = state.rows[0][0], state.rows[0][1], state.rows[0][2] -%}
+{%- if since is none or fingerprints != 1 or fingerprint != settings_fingerprint(settings) -%}
+    {{ return({'full': true}) }}
+{%- endif -%}
+{{ return({'full': false, 'since': since}) }}
+{%- endmacro %}
+
+
+{% macro person_rebuild_since(since) -%}
+cast('{{ since }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+
+{% macro delete_person_rebuild(events, settings) -%}
+{#- Pre-hook: every row when the table is rebuilt whole; else the rows of the persons whose events
+    were rewritten since the watermark, and of persons with no event any more. -#}
+{%- set plan = person_rebuild_plan(settings) -%}
+{%- if is_incremental() -%}
+{%- if plan['full'] %}
+delete from {{ this }}
+{%- else %}
+delete from {{ this }} as stored
+where stored.person_id in (
+        select person_id from {{ events }}
+        where loaded_at > {{ person_rebuild_since(plan['since']) }}
+    )
+    or not exists (
+        select 1 from {{ events }} as kept where kept.person_id = stored.person_id
+    )
+{%- endif %}
+{%- endif -%}
+{%- endmacro %}
+
+
+{% macro person_rebuild_events(events, settings) -%}
+{#- `events`, restricted on an incremental run to the persons the pre-hook deleted. -#}
+{%- set plan = person_rebuild_plan(settings) -%}
+select * from {{ events }}
+{%- if not plan['full'] %}
+where person_id in (
+    select person_id from {{ events }}
+    where loaded_at > {{ person_rebuild_since(plan['since']) }}
+)
+{%- endif %}
+{%- endmacro %}
+
+
+{% macro person_rebuild_columns(events, settings) -%}
+{#- The bookkeeping columns of a row: the watermark and the settings it was built with. -#}
+(select max(loaded_at) from {{ events }}) as loaded_at,
+cast('{{ settings_fingerprint(settings) }}' as {{ dbt.type_string() }}) as settings_fingerprint
+{%- endmacro %}

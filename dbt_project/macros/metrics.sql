@@ -79,3 +79,44 @@
 {% macro metrics_type_double() -%}
   double precision
 {%- endmacro %}
+
+
+{#- Grouping sets for counting per segment: `keys`, and `keys` plus each breakdown's column
+    `segment_<n>` (never null in the input, '(none)' standing for a missing value), so that one scan
+    counts everyone and every breakdown value. -#}
+{% macro metrics_segment_sets(keys) -%}
+grouping sets (
+        ({{ keys }})
+        {%- for breakdown in metrics_config()['breakdowns'] %},
+        ({{ keys }}, segment_{{ loop.index }})
+        {%- endfor %}
+    )
+{%- endmacro %}
+
+{#- `segment_name` and `segment_value` of a row grouped by metrics_segment_sets: the breakdown
+    whose column is set and its value, or 'all'. -#}
+{% macro metrics_segment_columns() -%}
+{%- set breakdowns = metrics_config()['breakdowns'] -%}
+{%- if breakdowns -%}
+case
+            {%- for breakdown in breakdowns %}
+            when segment_{{ loop.index }} is not null then {{ metrics_literal(breakdown) }}
+            {%- endfor %}
+            else {{ metrics_literal('all') }}
+        end as segment_name,
+        coalesce(
+            {%- for breakdown in breakdowns %}segment_{{ loop.index }}, {% endfor -%}
+            {{ metrics_literal('all') }}
+        ) as segment_value
+{%- else -%}
+{{ metrics_literal('all') }} as segment_name,
+        {{ metrics_literal('all') }} as segment_value
+{%- endif -%}
+{%- endmacro %}
+
+
+{#- What int_retention_members is built from: a change rebuilds it whole. -#}
+{% macro retention_members_settings() -%}
+{%- set cfg = metrics_config() -%}
+{{ return({'retention': cfg['retention'], 'breakdowns': cfg['breakdowns']}) }}
+{%- endmacro %}

@@ -3,7 +3,10 @@
 
 
 import json
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -11,7 +14,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from orchestration.ingest.contract import LANDING_COLUMNS, normalize, quarantine_counts
-from orchestration.quality.expectations import validate
+from orchestration.quality.expectations import validate, warm_up
 from orchestration.resources import EventSourceResource, partition_start_date
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=partition_start_date().isoformat())
@@ -35,6 +38,7 @@ create table if not exists raw.events (
     raw_record varchar
 );
 """
+T = TypeVar("T")
 GATE_NAME = "raw_events_expectations"
 # The gate validates every landed row up to this many; beyond, a deterministic sample of about this
 # many: every k-th row of each day, so each day weighs by its size
@@ -48,23 +52,53 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> None:
-    """Replace the day's rows in ``raw.events`` with ``frame`` in one transaction (idempotent)."""
+def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]]) -> None:
+    """Replace each day's rows in ``raw.events`` with its frame, every day in one transaction:
+    idempotent, and a failure anywhere (in the source, in normalizing, in DuckDB) lands nothing.
+
+    ``frames`` may be a generator that fetches each day as it is asked for: it is consumed inside
+    the transaction, one day at a time, so that only a day or two is in memory at once."""
     with duckdb.get_connection() as con:
         con.execute(RAW_EVENTS_DDL)
         con.execute("begin transaction")
         try:
-            con.execute("delete from raw.events where partition_date = ?", [day])
-            # Through Arrow: pandas' str columns are Arrow already, so DuckDB reads them without
-            # touching a Python object per value.
-            table = pa.Table.from_pandas(frame[list(LANDING_COLUMNS)], preserve_index=False)
-            con.register("landing", table)
-            con.execute(f"insert into raw.events select {', '.join(LANDING_COLUMNS)} from landing")
-            con.unregister("landing")
+            for day, frame in frames:
+                con.execute("delete from raw.events where partition_date = ?", [day])
+                # Through Arrow: pandas' str columns are Arrow already, so DuckDB reads them
+                # without touching a Python object per value.
+                table = pa.Table.from_pandas(frame[list(LANDING_COLUMNS)], preserve_index=False)
+                con.register("landing", table)
+                con.execute(
+                    f"insert into raw.events select {', '.join(LANDING_COLUMNS)} from landing"
+                )
+                con.unregister("landing")
             con.execute("commit")
-        except Exception:
+        except BaseException:
             con.execute("rollback")
+            # dagster-duckdb closes the connection only when the block ends without an error; the
+            # error's traceback would otherwise keep the file open in this process.
+            con.close()
             raise
+
+
+def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> None:
+    """Replace the day's rows in ``raw.events`` with ``frame`` in one transaction (idempotent)."""
+    land_days(duckdb, [(day, frame)])
+
+
+def prepared_ahead(days: list[date], prepare: Callable[[date], T]) -> Iterator[tuple[date, T]]:
+    """``(day, prepare(day))`` for each day in order, preparing the next day in a worker thread
+    while the caller handles this one: fetching and normalizing a day (Python) then overlaps with
+    landing the one before (DuckDB, which releases the GIL). Calls to ``prepare`` never overlap."""
+    if not days:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-day") as pool:
+        pending = pool.submit(prepare, days[0])
+        for day, following in zip(days, [*days[1:], None], strict=True):
+            result = pending.result()
+            if following is not None:
+                pending = pool.submit(prepare, following)
+            yield day, result
 
 
 @dg.asset(
@@ -90,6 +124,7 @@ def raw_events(
     event_source: EventSourceResource,
     duckdb: DuckDBResource,
 ):
+    warm_up()  # the gate's import of Great Expectations, while the days land
     source = event_source.get_source()
     ingested_at = datetime.now(UTC)
     days = _days(context)
@@ -98,19 +133,28 @@ def raw_events(
     quarantined: dict[str, int] = {}
     gate_frames: list[pd.DataFrame] = []
     preview: list[pd.DataFrame] = []
-    for day in days:
-        frame = normalize(source.fetch_day(day), source=source.name, fetch_day=day,
-                          ingested_at=ingested_at)
-        land_day(duckdb, day, frame)
-        rows += len(frame)
-        for reason, count in quarantine_counts(frame).items():
-            quarantined[reason] = quarantined.get(reason, 0) + count
-        valid = frame["quarantine_reason"].isna()
-        valid_rows += int(valid.sum())
-        if sum(len(p) for p in preview) < 10:
-            preview.append(frame[valid].head(10))
-        step = -(-len(frame) // per_day)  # ceil: 1 keeps every row
-        gate_frames.append(frame.iloc[::step].copy() if step > 1 else frame)
+
+    def fetched(day: date) -> pd.DataFrame:
+        return normalize(
+            source.fetch_day(day), source=source.name, fetch_day=day, ingested_at=ingested_at
+        )
+
+    def counted(frames: Iterator[tuple[date, pd.DataFrame]]) -> Iterator[tuple[date, pd.DataFrame]]:
+        """The frames as they are landed, counting rows and reasons and keeping the gate's rows."""
+        nonlocal rows, valid_rows
+        for day, frame in frames:
+            rows += len(frame)
+            for reason, count in quarantine_counts(frame).items():
+                quarantined[reason] = quarantined.get(reason, 0) + count
+            valid = frame["quarantine_reason"].isna()
+            valid_rows += int(valid.sum())
+            if sum(len(p) for p in preview) < 10:
+                preview.append(frame[valid].head(10))
+            step = -(-len(frame) // per_day)  # ceil: 1 keeps every row
+            gate_frames.append(frame.iloc[::step].copy() if step > 1 else frame)
+            yield day, frame
+
+    land_days(duckdb, counted(prepared_ahead(days, fetched)))
     landing = pd.concat(gate_frames, ignore_index=True) if gate_frames else pd.DataFrame(
         columns=list(LANDING_COLUMNS)
     )

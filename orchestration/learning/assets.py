@@ -171,7 +171,7 @@ def _friction_results(duckdb: DuckDBResource, funnel, result) -> Iterator[dg.Mat
     per_step = (
         pd.DataFrame({"step": funnel.steps[1:]})
         .merge(by_step.reset_index(), on="step", how="left")
-        .assign(skipped=lambda f: f["step"].map(result.skipped).fillna(""))
+        .assign(skipped=lambda f: [result.skipped.get(step, "") for step in f["step"]])
         .astype({"k": "Int64", "dropped": "Int64"})
     )
     quality = {

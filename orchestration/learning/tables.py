@@ -137,6 +137,12 @@ def once_per_run(
     return _RUN_INPUTS[name]
 
 
+def _event_names(con) -> list[str]:
+    """The distinct event names of ``fct_events``, sorted: the codes both readers below use."""
+    query = f"select distinct event_name from {SCHEMA}.fct_events order by 1"
+    return [name for (name,) in con.execute(query).fetchall()]
+
+
 def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) -> EventLog:
     """``fct_events`` as an :class:`ml.features.EventLog`, with the JSON properties of the events
     called one of ``properties_of`` (the models read no others).
@@ -155,12 +161,7 @@ def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) ->
         persons = con.execute(
             "select person_id from learning_persons order by person"
         ).fetchnumpy()["person_id"]
-        names = [
-            name
-            for (name,) in con.execute(
-                f"select distinct event_name from {SCHEMA}.fct_events order by 1"
-            ).fetchall()
-        ]
+        names = _event_names(con)
         columns = con.execute(
             "select learning_persons.person,"
             " list_position($names, event_name)::integer - 1 as name,"
@@ -189,12 +190,7 @@ def read_event_sets(duckdb: DuckDBResource) -> tuple[pd.DataFrame, np.ndarray]:
     :func:`ml.patterns.frequent_patterns`. The sets are built in SQL as bit masks, one BIGINT
     word per 63 event names, so no per-person row leaves DuckDB."""
     with duckdb.get_connection() as con:
-        names = [
-            name
-            for (name,) in con.execute(
-                f"select distinct event_name from {SCHEMA}.fct_events order by 1"
-            ).fetchall()
-        ]
+        names = _event_names(con)
         if not names:
             raise InsufficientDataError("no events to build baskets from")
         words = range((len(names) + WORD_BITS - 1) // WORD_BITS)

@@ -7,6 +7,7 @@ just landed, in an ephemeral context (no files written, no network, no progress 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -46,8 +47,23 @@ class SuiteResult:
         return f"{self.suite}: {len(self.failures)} of {self.evaluated} failed: " + "; ".join(parts)
 
 
-@cache
+_context_lock = threading.Lock()
+
+
 def _context():
+    with _context_lock:
+        return _new_context()
+
+
+def warm_up() -> None:
+    """Import GX and build its context in a background thread, for a caller that validates after
+    other work: importing GX takes about 3 s here, which then overlaps that work (the ingest gate
+    starts it before landing the days, whose DuckDB inserts release the GIL)."""
+    threading.Thread(target=_context, name="gx-warm-up", daemon=True).start()
+
+
+@cache
+def _new_context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -7,6 +7,7 @@ effect on the next run. The metrics marts get their headline numbers and a chart
 """
 
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import dagster as dg
@@ -20,6 +21,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration import metrics_config
 from orchestration.metrics.reports import REPORTS, headline_entries, missing_steps_message
+from orchestration.resources import WarehouseResource
 from orchestration.transform.project import dbt_project
 
 MISSING_STEP_TEST = "assert_every_funnel_step_occurs"
@@ -165,7 +167,7 @@ class DbtBuildConfig(dg.Config):
 def analytics_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
-    duckdb: DuckDBResource,
+    duckdb: WarehouseResource,
     config: DbtBuildConfig,
 ):
     """``dbt build`` with the metrics configuration as vars.
@@ -177,17 +179,19 @@ def analytics_dbt_models(
     Any other dbt failure fails the step.
     """
     metrics = metrics_config.load_config()
-    invocation = dbt.cli(
-        [
-            "build",
-            "--vars",
-            metrics_config.dbt_vars_json(metrics),
-            *(["--full-refresh"] if config.full_refresh else []),
-        ],
-        context=context,
-        raise_on_error=False,
-    )
-    events = list(invocation.stream())
+    # dbt opens the DuckDB file in its own process: hold the warehouse lock while it runs.
+    with duckdb.exclusive() if dbt_project_target_is_duckdb() else nullcontext():
+        invocation = dbt.cli(
+            [
+                "build",
+                "--vars",
+                metrics_config.dbt_vars_json(metrics),
+                *(["--full-refresh"] if config.full_refresh else []),
+            ],
+            context=context,
+            raise_on_error=False,
+        )
+        events = list(invocation.stream())
     if invocation.is_successful():
         yield from _with_table_metadata(events, duckdb, context)
         return

@@ -2,14 +2,23 @@
 -- events after it are steps 1..N (direction after) or the events before it steps -N..-1 (before).
 -- Per journey, events are first excluded and renamed by the journey's regexes, then consecutive
 -- repeats are collapsed (unless collapse_repeats is false), then positioned per person.
-{{ config(materialized='table') }}
+--
+-- Incremental, by person (macros/events.sql, person_rebuild_*): a run rebuilds the persons whose
+-- fct_events rows it rewrote, and everything when the journeys configuration changed.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ delete_person_rebuild(ref('fct_events'), behaviour_config()['journeys']) }}",
+    )
+}}
 {%- set journeys = behaviour_config()['journeys'] %}
 with
 
 events as (
 
-    select person_id, event_id, event_time, event_name
-    from {{ ref('fct_events') }}
+    {{ person_rebuild_events(ref('fct_events'), journeys) }}
 
 ),
 
@@ -134,7 +143,8 @@ final as (
         anchors.person_id || '#' || cast(anchors.anchor_position as {{ dbt.type_string() }}) as path_id,
         positioned.position - anchors.anchor_position as step_number,
         positioned.event_name,
-        positioned.event_time
+        positioned.event_time,
+        {{ person_rebuild_columns(ref('fct_events'), journeys) }}
     from anchors
     inner join specs on anchors.journey_name = specs.journey_name
     inner join positioned
@@ -162,7 +172,8 @@ final as (
         cast(null as {{ dbt.type_string() }}) as path_id,
         cast(null as {{ dbt.type_int() }}) as step_number,
         cast(null as {{ dbt.type_string() }}) as event_name,
-        cast(null as {{ dbt.type_timestamp() }}) as event_time
+        cast(null as {{ dbt.type_timestamp() }}) as event_time,
+        {{ person_rebuild_columns(ref('fct_events'), journeys) }}
     from events
     where 1 = 0
 

@@ -1,11 +1,22 @@
 -- One row per person: the first touch, i.e. the person's earliest event after identity stitching
 -- (anonymous events included), its name (the landing event) and its utm_* and referrer, with the
 -- acquisition channel they give (rules in docs/behaviour.md).
+--
+-- Incremental, by person (macros/events.sql, person_rebuild_*): a run rebuilds the persons whose
+-- fct_events rows it rewrote.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ delete_person_rebuild(ref('fct_events'), {}) }}",
+    )
+}}
 with
 
 events as (
 
-    select * from {{ ref('fct_events') }}
+    {{ person_rebuild_events(ref('fct_events'), {}) }}
 
 ),
 
@@ -32,7 +43,8 @@ final as (
         utm_medium,
         utm_campaign,
         referrer,
-        {{ behaviour_channel('utm_source', 'utm_medium', 'referrer') }} as channel
+        {{ behaviour_channel('utm_source', 'utm_medium', 'referrer') }} as channel,
+        {{ person_rebuild_columns(ref('fct_events'), {}) }}
     from ranked
     where position = 1
 

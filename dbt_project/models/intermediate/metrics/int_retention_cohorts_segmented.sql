@@ -31,27 +31,20 @@ data_end as (
 
 ),
 
-segmented_members as (
+-- Each member with its breakdown values, a missing value as '(none)'. The counts below group these
+-- by grouping sets, one set for everyone and one per breakdown, instead of stacking a copy of every
+-- member per segment: in a row of the set of breakdown n, segment_<n> holds the value and every
+-- other segment_<m> is null (values are never null here), and in the row for everyone all are null.
+member_segments as (
 
     select
         granularity,
         person_id,
-        cohort_start,
-        cohort_at,
-        {{ metrics_literal('all') }} as segment_name,
-        {{ metrics_literal('all') }} as segment_value
+        cohort_start
+        {%- for breakdown in cfg['breakdowns'] %},
+        coalesce(breakdown_{{ loop.index }}, '(none)') as segment_{{ loop.index }}
+        {%- endfor %}
     from members
-    {%- for breakdown in cfg['breakdowns'] %}
-    union all
-    select
-        granularity,
-        person_id,
-        cohort_start,
-        cohort_at,
-        {{ metrics_literal(breakdown) }} as segment_name,
-        coalesce(breakdown_{{ loop.index }}, '(none)') as segment_value
-    from members
-    {%- endfor %}
 
 ),
 
@@ -104,12 +97,11 @@ cohorts as (
 
     select
         granularity,
-        segment_name,
-        segment_value,
+        {{ metrics_segment_columns() }},
         cohort_start,
         count(*) as cohort_users
-    from segmented_members
-    group by granularity, segment_name, segment_value, cohort_start
+    from member_segments
+    group by {{ metrics_segment_sets('granularity, cohort_start') }}
 
 ),
 
@@ -150,50 +142,44 @@ grid as (
 -- Retained counts without crossing every member with every period (which at 1M persons made this
 -- model most of the dbt build): the exact-period count joins each member to its return periods;
 -- the "period N or later" count first counts members by their last return period (each member has
--- one), then sums those counts over last periods >= N on the grid.
+-- one), then sums those counts over last periods >= N on the grid. A member is one row of
+-- member_segments and has at most one row per period in member_returns, so count(*) counts persons.
 retained_exact as (
 
     select
-        segmented_members.granularity,
-        segmented_members.segment_name,
-        segmented_members.segment_value,
-        segmented_members.cohort_start,
+        member_segments.granularity,
+        {{ metrics_segment_columns() }},
+        member_segments.cohort_start,
         member_returns.period_number,
-        count(distinct segmented_members.person_id) as retained_users
-    from segmented_members
+        count(*) as retained_users
+    from member_segments
     inner join member_returns
-        on segmented_members.granularity = member_returns.granularity
-        and segmented_members.person_id = member_returns.person_id
-        and segmented_members.cohort_start = member_returns.cohort_start
-    group by
-        segmented_members.granularity,
-        segmented_members.segment_name,
-        segmented_members.segment_value,
-        segmented_members.cohort_start,
-        member_returns.period_number
+        on member_segments.granularity = member_returns.granularity
+        and member_segments.person_id = member_returns.person_id
+        and member_segments.cohort_start = member_returns.cohort_start
+    group by {{ metrics_segment_sets(
+        'member_segments.granularity, member_segments.cohort_start, member_returns.period_number'
+    ) }}
 
 ),
 
 last_return_counts as (
 
     select
-        segmented_members.granularity,
-        segmented_members.segment_name,
-        segmented_members.segment_value,
-        segmented_members.cohort_start,
+        member_segments.granularity,
+        {{ metrics_segment_columns() }},
+        member_segments.cohort_start,
         member_last_return.last_period_number,
-        count(distinct segmented_members.person_id) as members_with_last_return
-    from segmented_members
+        count(*) as members_with_last_return
+    from member_segments
     inner join member_last_return
-        on segmented_members.granularity = member_last_return.granularity
-        and segmented_members.person_id = member_last_return.person_id
-        and segmented_members.cohort_start = member_last_return.cohort_start
-    group by
-        segmented_members.granularity,
-        segmented_members.segment_name,
-        segmented_members.segment_value,
-        segmented_members.cohort_start,
-        member_last_return.last_period_number
+        on member_segments.granularity = member_last_return.granularity
+        and member_segments.person_id = member_last_return.person_id
+        and member_segments.cohort_start = member_last_return.cohort_start
+    group by {{ metrics_segment_sets(
+        'member_segments.granularity, member_segments.cohort_start,'
+        ~ ' member_last_return.last_period_number'
+    ) }}
 
 ),
 

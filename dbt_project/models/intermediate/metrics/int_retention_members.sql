@@ -3,13 +3,24 @@
 -- event of any kind for `first_seen`); with `recurring` a person is in the cohort of every period
 -- in which they did the cohort event. `cohort_at` is the (first) cohort event in that period: only
 -- return events at or after it count. Breakdown values are those of that event.
+--
+-- Incremental, by person (macros/events.sql, person_rebuild_*): a run rebuilds the persons whose
+-- fct_events rows it rewrote, and everything when the retention settings or breakdowns changed.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ delete_person_rebuild(ref('int_metrics_events'), retention_members_settings()) }}",
+    )
+}}
 {%- set cfg = metrics_config() %}
 {%- set retention = cfg['retention'] %}
 with
 
 events as (
 
-    select * from {{ ref('int_metrics_events') }}
+    {{ person_rebuild_events(ref('int_metrics_events'), retention_members_settings()) }}
 
 ),
 
@@ -50,7 +61,8 @@ final as (
         event_time as cohort_at
         {%- for breakdown in cfg['breakdowns'] %},
         breakdown_{{ loop.index }}
-        {%- endfor %}
+        {%- endfor %},
+        {{ person_rebuild_columns(ref('int_metrics_events'), retention_members_settings()) }}
     from ranked_{{ granularity }}
     where cohort_event_rank = 1
     {%- if not loop.last %}
