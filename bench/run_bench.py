@@ -1,7 +1,9 @@
 """``make bench``: time the real pipeline on demo data at scale, stage by stage, with peak memory.
 
-1. **generate**: the demo generator's compact columns for ``--scale`` persons over ``--days`` days,
-   written to Parquet (one file per day) for the raw floor.
+1. **generate**: the demo generator's compact columns for ``--scale`` persons over ``--days`` days
+   at ``--activity`` (default 27: about 40 events per person in 30 days, so 1M persons x 30 days
+   is about 40M records, the issue's volume), written to Parquet (one file per day) for the raw
+   floor.
 2. **raw floor**: DuckDB reads that Parquet and runs one grouped scan over it: the least any
    pipeline over this data could cost here, so that the pipeline's cost can be quoted as a ratio.
 3. **pipeline**: the ``analytics_pipeline`` job (the same assets and dbt models ``python -m
@@ -31,6 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
+# The demo's activity that gives the issue's volume: about 40 events per person in 30 days.
+BENCH_ACTIVITY = 27.0
 
 # dbt models -> bench stages (models not listed are reported under their own name, as marts).
 MODEL_STAGES = {
@@ -208,12 +212,14 @@ def step_stages(instance, run_id: str, group_of_step: dict[str, str]) -> list[St
 # --- the bench ---------------------------------------------------------------------------------
 
 
-def generate(scale: int, days: int, seed: int, start: date, parquet_dir: Path) -> dict:
+def generate(
+    scale: int, days: int, seed: int, start: date, parquet_dir: Path, activity: float
+) -> dict:
     import pyarrow.parquet as pq
 
     from orchestration.ingest.demo import DemoConfig, DemoSource, event_count
 
-    config = DemoConfig(persons=scale, days=days, start=start, seed=seed)
+    config = DemoConfig(persons=scale, days=days, start=start, seed=seed, activity=activity)
     source = DemoSource(config)
     began = time.time()
     records = event_count(config)  # simulates (cached for the pipeline's own reads)
@@ -259,6 +265,7 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
         demo_persons=int(os.environ["BENCH_PERSONS"]),
         demo_days=int(os.environ["BENCH_DAYS"]),
         demo_start=os.environ["BENCH_START"],
+        demo_activity=os.environ["BENCH_ACTIVITY"],
     )
     group_of_step = {}
     for assets_def in defs.assets or []:
@@ -325,6 +332,7 @@ def bench(
     start: date = date(2026, 9, 1),
     workdir: Path | None = None,
     daily: bool = True,
+    activity: float = 1.0,
 ) -> dict:
     """Run the whole bench; returns the results (also what is written as JSON). The seed is the
     demo's default (the event source resource has no seed setting), so runs are reproducible."""
@@ -333,7 +341,14 @@ def bench(
     seed = DemoConfig().seed
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bench-"))
-    for name in ("DEMO_PERSONS", "DEMO_DAYS", "DEMO_START", "DEMO_SEED", "ANALYTICS_SOURCE_PATH"):
+    for name in (
+        "DEMO_PERSONS",
+        "DEMO_DAYS",
+        "DEMO_START",
+        "DEMO_SEED",
+        "DEMO_ACTIVITY",
+        "ANALYTICS_SOURCE_PATH",
+    ):
         os.environ.pop(name, None)
     os.environ.update(
         {
@@ -341,6 +356,7 @@ def bench(
             "BENCH_PERSONS": str(scale),
             "BENCH_DAYS": str(days),
             "BENCH_START": start.isoformat(),
+            "BENCH_ACTIVITY": repr(float(activity)),
             "DUCKDB_DATABASE": str(workdir / "warehouse.duckdb"),
             "DAGSTER_HOME": str(workdir / "dagster_home"),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -355,7 +371,7 @@ def bench(
         import dagster as dg
 
         t0 = time.time()
-        generated = generate(scale, days, seed, start, workdir / "parquet")
+        generated = generate(scale, days, seed, start, workdir / "parquet", activity)
         t1 = time.time()
         floor = raw_floor(workdir / "parquet")
         # What a deploy does once (make manifest): dbt parse in the runs' environment, so that each
@@ -388,6 +404,7 @@ def bench(
     out = {
         "scale": scale,
         "days": days,
+        "activity": activity,
         "seed": seed,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -431,7 +448,7 @@ def _mb(n: int) -> str:
 def format_table(out: dict) -> str:
     lines = [
         f"Bench: {out['scale']:,} persons x {out['days']} days, "
-        f"{out['generate']['records']:,} records "
+        f"{out['generate']['records']:,} records at activity {out.get('activity', 1)} "
         f"(seed {out['seed']}, {out['machine']['cpus']} cpus)",
         "",
         f"{'stage':<58} {'seconds':>9} {'peak MB':>9}",
@@ -496,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         help="days (default 30; env DAYS)",
     )
     parser.add_argument(
+        "--activity",
+        type=float,
+        default=float(os.environ.get("ACTIVITY", BENCH_ACTIVITY)),
+        help=f"the demo's DEMO_ACTIVITY (default {BENCH_ACTIVITY:g}: about 40 events per person"
+        " in 30 days; 1 is the demo's own, about 5.7; env ACTIVITY)",
+    )
+    parser.add_argument(
         "--no-daily", action="store_true", help="skip the one-day run after the first"
     )
     parser.add_argument(
@@ -505,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, help="JSON path (default bench/results/<timestamp>.json)"
     )
     args = parser.parse_args(argv)
-    out = bench(args.scale, args.days, workdir=args.keep, daily=not args.no_daily)
+    out = bench(
+        args.scale, args.days, workdir=args.keep, daily=not args.no_daily, activity=args.activity
+    )
     print(format_table(out))
     path = args.output or RESULTS_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ class EventSourceResource(dg.ConfigurableResource):
     demo_persons: int | None = None
     demo_days: int | None = None
     demo_start: str | None = None
+    demo_activity: str | None = None
     mixpanel_api_secret: str | None = None
     amplitude_api_key: str | None = None
     amplitude_secret_key: str | None = None
@@ -57,6 +58,7 @@ class EventSourceResource(dg.ConfigurableResource):
             "DEMO_PERSONS": self.demo_persons,
             "DEMO_DAYS": self.demo_days,
             "DEMO_START": self.demo_start,
+            "DEMO_ACTIVITY": self.demo_activity,
         }
         for vendor, fields in SECRET_FIELDS.items():
             for field in fields:
@@ -82,6 +84,7 @@ def event_source_resource() -> EventSourceResource:
         demo_persons=dg.EnvVar.int("DEMO_PERSONS") if settings.get("DEMO_PERSONS") else None,
         demo_days=dg.EnvVar.int("DEMO_DAYS") if settings.get("DEMO_DAYS") else None,
         demo_start=_optional_env("DEMO_START"),
+        demo_activity=_optional_env("DEMO_ACTIVITY"),
         **{name: value for name, value in secrets.items() if value is not None},
     )
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from orchestration.ingest import contract
 from orchestration.ingest.demo import DemoConfig, DemoSource, event_count, generate
@@ -112,3 +113,26 @@ def test_event_times_are_utc_iso_strings_with_milliseconds():
     utc = pa.array(parsed.dt.as_unit("ms").astype("int64").to_numpy(), pa.timestamp("ms", "UTC"))
     reference = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S").to_pylist()  # the old formatting
     assert [f"{r}+00:00" for r in reference] == good.tolist()
+
+
+def test_activity_multiplies_return_visits_feature_uses_and_leaves_onboarding_as_it_was():
+    """``DEMO_ACTIVITY`` (the benchmark's volume knob): at 10 a return visit has ten times the
+    feature uses, and onboarding, where every planted finding lives, is the same event for event."""
+    from orchestration.ingest.demo import FEATURES, FUNNEL
+
+    base, busy = (DemoConfig(persons=5_000, days=30, seed=3, activity=a) for a in (1.0, 10.0))
+    frames = {cfg.activity: generate(cfg) for cfg in (base, busy)}
+    onboarding = {
+        activity: frame[frame["event_name"].isin(("page_view", *FUNNEL, "error", "view_help"))]
+        .loc[:, ["anonymous_id", "user_id", "event_name", "event_time", "properties"]]
+        .drop_duplicates()  # the ~1% re-sends are drawn from all events, so they differ
+        .sort_values(["anonymous_id", "event_time", "event_name"])
+        .reset_index(drop=True)
+        for activity, frame in frames.items()
+    }
+    pd.testing.assert_frame_equal(onboarding[1.0], onboarding[10.0])
+    uses = {a: f["event_name"].isin(FEATURES).sum() for a, f in frames.items()}
+    assert 8 < uses[10.0] / uses[1.0] < 12, uses
+    assert DemoConfig.from_env({"DEMO_ACTIVITY": "27"}).activity == 27.0
+    with pytest.raises(ValueError, match="DEMO_ACTIVITY must be above 0"):
+        DemoConfig(activity=0)
