@@ -379,6 +379,30 @@ def test_interactions_use_event_weights():
     ]
 
 
+def test_interactions_from_an_event_log_match_those_from_its_frame():
+    """The event log's path (codes straight to categoricals, for scale) and the frame's path give
+    the same interactions: persons, items, times and weights, row for row."""
+    from ml.features import EventLog
+
+    events = _ev(
+        [
+            ("b", "use_integration", 5),
+            ("a", "view_dashboard", 0),
+            ("c", "signup", 1),
+            ("a", "use_integration", 1),
+            ("b", "view_dashboard", 3),
+        ]
+    )
+    weights = {"view_dashboard": 1.0, "use_integration": 3.0, "never_seen": 9.0}
+    from_log = interactions_from_events(EventLog.from_frame(events), weights)
+    from_frame = interactions_from_events(events, weights)
+    assert list(from_log.columns) == list(from_frame.columns)
+    assert isinstance(from_log["person_id"].dtype, pd.CategoricalDtype)
+    assert from_log.astype({"person_id": str, "item": str}).values.tolist() == (
+        from_frame.astype({"person_id": str, "item": str}).values.tolist()
+    )
+
+
 # --- prediction -------------------------------------------------------------------------------
 
 
