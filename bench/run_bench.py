@@ -332,7 +332,7 @@ def bench(
     start: date = date(2026, 9, 1),
     workdir: Path | None = None,
     daily: bool = True,
-    activity: float = 1.0,
+    activity: float = BENCH_ACTIVITY,
 ) -> dict:
     """Run the whole bench; returns the results (also what is written as JSON). The seed is the
     demo's default (the event source resource has no seed setting), so runs are reproducible."""
@@ -448,7 +448,7 @@ def _mb(n: int) -> str:
 def format_table(out: dict) -> str:
     lines = [
         f"Bench: {out['scale']:,} persons x {out['days']} days, "
-        f"{out['generate']['records']:,} records at activity {out.get('activity', 1)} "
+        f"{out['generate']['records']:,} records at activity {out['activity']} "
         f"(seed {out['seed']}, {out['machine']['cpus']} cpus)",
         "",
         f"{'stage':<58} {'seconds':>9} {'peak MB':>9}",

@@ -60,31 +60,28 @@ def interactions_from_events(
     purchase events weighted 1 / 3 / 5); events without it are skipped. From an
     :class:`~ml.features.EventLog`, ``person_id`` and ``item`` are categorical.
     """
-    if isinstance(events, EventLog) and item_property is None:
-        # Straight from the log's codes: at 35M interactions, going through a frame of every event
-        # and a Python string per person_id took 14 s and 3 GB more.
-        keep = events.named(list(weights))
-        name = events.name[keep]
-        weight_of_name = np.array([weights.get(n, np.nan) for n in events.names], dtype=float)
-        return pd.DataFrame(
-            {
-                "person_id": pd.Categorical.from_codes(
-                    events.person[keep], categories=events.persons
-                ),
-                "item": pd.Categorical.from_codes(name, categories=events.names),
-                "event_time": events.time[keep].astype("datetime64[us]"),
-                "weight": weight_of_name[name],
-            }
-        )
     if isinstance(events, EventLog):
         keep = events.named(list(weights))
+        person_id = pd.Categorical.from_codes(events.person[keep], categories=events.persons)
+        event_time = events.time[keep].astype("datetime64[us]")
+        if item_property is None:
+            # Straight from the log's codes: at 35M interactions, going through a frame of every
+            # event and a Python string per person_id took 14 s and 3 GB more.
+            name = events.name[keep]
+            weight_of_name = np.array([weights.get(n, np.nan) for n in events.names], dtype=float)
+            return pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "item": pd.Categorical.from_codes(name, categories=events.names),
+                    "event_time": event_time,
+                    "weight": weight_of_name[name],
+                }
+            )
         events = pd.DataFrame(
             {
-                "person_id": pd.Categorical.from_codes(
-                    events.person[keep], categories=events.persons
-                ),
+                "person_id": person_id,
                 "event_name": pd.Categorical.from_codes(events.name[keep], categories=events.names),
-                "event_time": events.time[keep].astype("datetime64[us]"),
+                "event_time": event_time,
                 "properties": None if events.properties is None else events.properties[keep],
             }
         )

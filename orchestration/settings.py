@@ -28,8 +28,8 @@ DEFAULTS: dict[str, str] = {
     # each connection, but dbt runs in a second process beside the step's, and at 40M events the
     # two together ran the machine out of memory. A size, not a share: at the benchmark's 40M
     # events DuckDB fills whatever it is given (10.4 GB at 40% of 23 GB), and 4 GB keeps the whole
-    # pipeline under 8 GB for about 10% more time in fct_events (bench/README.md). Raise it on a
-    # bigger machine.
+    # pipeline under 8 GB for about a quarter more time in the dbt step there (nothing at 5.75M
+    # events; bench/README.md). Raise it on a bigger machine.
     "DUCKDB_MEMORY_LIMIT": "4GB",
     # The weekly report: where it is written, the schedules' switch (on|off), its time zone.
     "REPORTS_DIR": str(REPO_ROOT / "reports"),
