@@ -53,6 +53,11 @@ behaviour:
       before: purchase
       steps: 2
       collapse_repeats: false
+    - name: j_alias_anchor
+      before: feature
+      steps: 2
+      exclude: ['^error$']
+      aliases: {feature: '^(view_dashboard|create_report)$'}
     - {name: dmt_after, after: 'dmt:placed', steps: 5, collapse_repeats: false, occurrence: every}
     - {name: dmt_before, before: 'dmt:placed', steps: 5, collapse_repeats: false, occurrence: every}
 """
@@ -112,6 +117,17 @@ def test_after_signup_excludes_aliases_collapses_and_takes_the_first_signup(ware
         warehouse, "select path, path_length from top_paths where journey_name = 'j_after'"
     )
     assert dict(zip(lengths.path, lengths.path_length, strict=True))["signup > feature"] == 1
+
+
+def test_an_anchor_that_only_an_alias_names_finds_its_persons(warehouse):
+    # No raw event is called 'feature': the persons with an anchor (whose events alone are
+    # positioned) must be found by the aliased name, after the exclusions.
+    # p1: page_view, signup, page_view x2 -> one, feature (first), ...: the 2 events before it
+    # p2: signup, feature; p4: signup, (error excluded), signup -> one, feature; p3: no feature
+    assert _paths(warehouse, "j_alias_anchor") == {
+        "signup > page_view > feature": (1, 1, 0.3333),
+        "signup > feature": (2, 2, 0.6667),
+    }
 
 
 def test_after_signup_transitions_end_where_a_person_stops(warehouse):

@@ -4,7 +4,7 @@
 {%- set pairs = behaviour_config()['abandonment'] %}
 with
 
-events as (
+events as {{ inline_cte() }} (
 
     select * from {{ ref('fct_events') }}
 

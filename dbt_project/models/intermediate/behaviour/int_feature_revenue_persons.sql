@@ -17,7 +17,7 @@
 {%- set outcome = cfg['revenue_impact']['outcome_window_seconds'] %}
 with
 
-events as (
+events as {{ inline_cte() }} (
 
     select event_id, person_id, event_name, event_time, platform, country, source, properties
     from {{ ref('fct_events') }}

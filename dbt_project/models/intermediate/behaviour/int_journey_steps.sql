@@ -16,7 +16,7 @@
 {%- set journeys = behaviour_config()['journeys'] %}
 with
 
-events as (
+events as {{ inline_cte(not is_incremental()) }} (
 
     {{ person_rebuild_events(ref('fct_events'), journeys) }}
 
@@ -41,32 +41,47 @@ specs as (
 
 ),
 
+-- Each journey's events after its exclusions and aliases, of the persons with at least one anchor
+-- event (the others have no path, so their events need no positions).
 mapped as (
 
     {%- for j in journeys %}
-    select
-        {{ metrics_literal(j['name']) }} as journey_name,
-        person_id,
-        event_id,
-        event_time,
-        {%- if j['aliases'] %}
+    {%- set journey_event_name -%}
+        {%- if j['aliases'] -%}
         case
             {%- for alias in j['aliases'] %}
             when {{ behaviour_regex_matches('event_name', alias['pattern']) }} then {{ metrics_literal(alias['name']) }}
             {%- endfor %}
             else event_name
-        end as event_name
-        {%- else %}
+        end
+        {%- else -%}
         event_name
-        {%- endif %}
+        {%- endif -%}
+    {%- endset %}
+    {%- set journey_keeps -%}
+        {%- if j['exclude'] -%}
+        not (
+            {%- for pattern in j['exclude'] %}
+            {{ behaviour_regex_matches('event_name', pattern) }}{% if not loop.last %} or{% endif %}
+            {%- endfor %}
+        )
+        {%- else -%}
+        1 = 1
+        {%- endif -%}
+    {%- endset %}
+    select
+        {{ metrics_literal(j['name']) }} as journey_name,
+        person_id,
+        event_id,
+        event_time,
+        {{ journey_event_name }} as event_name
     from events
-    {%- if j['exclude'] %}
-    where not (
-        {%- for pattern in j['exclude'] %}
-        {{ behaviour_regex_matches('event_name', pattern) }}{% if not loop.last %} or{% endif %}
-        {%- endfor %}
-    )
-    {%- endif %}
+    where {{ journey_keeps }}
+        and person_id in (
+            select person_id from events
+            where {{ journey_keeps }}
+                and ({{ journey_event_name }}) = {{ metrics_literal(j['event']) }}
+        )
     {%- if not loop.last %}
     union all
     {%- endif %}

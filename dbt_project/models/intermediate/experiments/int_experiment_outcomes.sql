@@ -23,7 +23,7 @@ exposures as (
 
 ),
 
-events as (
+events as {{ inline_cte() }} (
 
     select event_id, event_name, event_time, person_id, properties from {{ ref('fct_events') }}
 

@@ -6,7 +6,7 @@
 {%- set breakdowns = cfg['features']['breakdowns'] %}
 with
 
-events as (
+events as {{ inline_cte() }} (
 
     select * from {{ ref('fct_events') }}
 

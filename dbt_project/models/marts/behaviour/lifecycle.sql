@@ -7,7 +7,7 @@
 {%- set cfg = behaviour_config()['lifecycle'] %}
 with
 
-events as (
+events as {{ inline_cte() }} (
 
     select person_id, event_time
     from {{ ref('fct_events') }}

@@ -4,7 +4,7 @@
 {%- set funnels = metrics_config()['funnels'] %}
 with
 
-events as (
+events as {{ inline_cte() }} (
 
     select person_id, event_id, event_time, event_name
     from {{ ref('fct_events') }}

@@ -10,7 +10,7 @@
 }}
 with
 
-events as (
+events as {{ inline_cte(not is_incremental()) }} (
 
     {{ select_persons_missing_from(ref('fct_events')) }}
 
