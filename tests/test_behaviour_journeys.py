@@ -175,6 +175,31 @@ def test_drop_offs_name_the_last_event_of_persons_who_stopped_at_each_step(wareh
     assert got == {(1, "signup"): (1, 0.5), (1, "create_report"): (1, 0.5)}
 
 
+def test_a_drop_off_names_the_latest_event_and_breaks_a_tie_by_the_greatest_event_id(tmp_path):
+    # q1: signup, then error (q1-1) and view_help (q1-2) at the same last instant: view_help.
+    # q2: signup, error (q2-9), then view_help (q2-1) a minute later: the later event wins,
+    # though its event_id is the smaller.
+    at = {0: T0.isoformat(), 1: (T0 + timedelta(minutes=1)).isoformat()}
+    at[2] = (T0 + timedelta(minutes=2)).isoformat()
+    records = [
+        {"event_id": event_id, "event_name": name, "event_time": at[minute], "user_id": person}
+        for person, event_id, name, minute in [
+            ("q1", "q1-0", "signup", 0),
+            ("q1", "q1-1", "error", 1),
+            ("q1", "q1-2", "view_help", 1),
+            ("q2", "q2-0", "signup", 0),
+            ("q2", "q2-9", "error", 1),
+            ("q2", "q2-1", "view_help", 2),
+        ]
+    ]
+    database = tmp_path / "ties.duckdb"
+    land_events(database, records)
+    build_or_fail(database, CONFIG, "+dim_users +fct_sessions +path_drop_offs")
+    frame = query(database, "select * from path_drop_offs where funnel_name = 'f'")
+    got = {(r.step_index, r.last_event): (r.persons, r.share) for r in frame.itertuples()}
+    assert got == {(1, "view_help"): (2, 1.0)}
+
+
 def _peer_rows(name: str) -> list[dict]:
     path = SHARED / "peers" / "dbt_product_analytics" / name
     if not path.exists():
