@@ -175,7 +175,9 @@ def test_drop_offs_name_the_last_event_of_persons_who_stopped_at_each_step(wareh
     assert got == {(1, "signup"): (1, 0.5), (1, "create_report"): (1, 0.5)}
 
 
-def test_a_drop_off_names_the_latest_event_and_breaks_a_tie_by_the_greatest_event_id(tmp_path):
+def test_first_and_last_events_take_the_time_then_the_event_id(tmp_path):
+    # path_drop_offs names each person's last event, dim_users and fct_sessions the first one's
+    # platform (edge_events in macros/events.sql).
     # q1: signup, then error (q1-1) and view_help (q1-2) at the same last instant: view_help.
     # q2: signup, error (q2-9), then view_help (q2-1) a minute later: the later event wins,
     # though its event_id is the smaller.
@@ -192,12 +194,37 @@ def test_a_drop_off_names_the_latest_event_and_breaks_a_tie_by_the_greatest_even
             ("q2", "q2-1", "view_help", 2),
         ]
     ]
+    # q3 (no signup, so in no funnel): two first events at the same instant, the smaller event_id
+    # on android.
+    records += [
+        {
+            "event_id": "q3-b",
+            "event_name": "page_view",
+            "event_time": at[0],
+            "user_id": "q3",
+            "platform": "ios",
+        },
+        {
+            "event_id": "q3-a",
+            "event_name": "page_view",
+            "event_time": at[0],
+            "user_id": "q3",
+            "platform": "android",
+        },
+    ]
     database = tmp_path / "ties.duckdb"
     land_events(database, records)
     build_or_fail(database, CONFIG, "+dim_users +fct_sessions +path_drop_offs")
     frame = query(database, "select * from path_drop_offs where funnel_name = 'f'")
     got = {(r.step_index, r.last_event): (r.persons, r.share) for r in frame.itertuples()}
     assert got == {(1, "view_help"): (2, 1.0)}
+    first = query(
+        database,
+        "select users.first_platform, sessions.platform from dim_users as users"
+        " inner join fct_sessions as sessions on users.person_id = sessions.person_id"
+        " where users.person_id = 'q3'",
+    )
+    assert first.values.tolist() == [["android", "android"]]
 
 
 def _peer_rows(name: str) -> list[dict]:

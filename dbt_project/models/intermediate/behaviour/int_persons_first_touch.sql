@@ -14,13 +14,19 @@
 }}
 with
 
-events as (
+events as {{ inline_cte(not is_incremental()) }} (
 
     {{ person_rebuild_events(ref('fct_events'), {}) }}
 
 ),
 
-ranked as (
+first_touches as (
+
+    {{ edge_events('events', 'person_id', ['person_id', 'event_name', 'properties']) }}
+
+),
+
+tagged as (
 
     select
         person_id,
@@ -28,9 +34,8 @@ ranked as (
         lower({{ json_text('properties', 'utm_source') }}) as utm_source,
         lower({{ json_text('properties', 'utm_medium') }}) as utm_medium,
         {{ json_text('properties', 'utm_campaign') }} as utm_campaign,
-        lower({{ json_text('properties', 'referrer') }}) as referrer,
-        row_number() over (partition by person_id order by event_time, event_id) as position
-    from events
+        lower({{ json_text('properties', 'referrer') }}) as referrer
+    from first_touches
 
 ),
 
@@ -45,8 +50,7 @@ final as (
         referrer,
         {{ behaviour_channel('utm_source', 'utm_medium', 'referrer') }} as channel,
         {{ person_rebuild_columns(ref('fct_events'), {}) }}
-    from ranked
-    where position = 1
+    from tagged
 
 )
 

@@ -17,12 +17,9 @@ events as {{ inline_cte(not is_incremental()) }} (
 
 ),
 
-ordered as (
+first_events as (
 
-    select
-        *,
-        row_number() over (partition by person_id order by event_time, event_id) as position
-    from events
+    {{ edge_events('events', 'person_id', ['person_id', 'platform', 'country']) }}
 
 ),
 
@@ -64,14 +61,13 @@ final as (
         summary.event_count,
         summary.is_identified,
         summary.anonymous_id_count,
-        ordered.platform as first_platform,
-        ordered.country,
+        first_events.platform as first_platform,
+        first_events.country,
         first_touch.first_utm_source,
         summary.loaded_at
     from summary
-    inner join ordered
-        on summary.person_id = ordered.person_id
-        and ordered.position = 1
+    inner join first_events
+        on summary.person_id = first_events.person_id
     left join first_touch
         on summary.person_id = first_touch.person_id
         and first_touch.position = 1

@@ -16,12 +16,9 @@ events as {{ inline_cte(not is_incremental()) }} (
 
 ),
 
-ordered as (
+first_events as (
 
-    select
-        *,
-        row_number() over (partition by session_id order by event_time, event_id) as position
-    from events
+    {{ edge_events('events', 'session_id', ['session_id', 'event_name', 'platform', 'country']) }}
 
 ),
 
@@ -49,14 +46,13 @@ final as (
         {{ dbt.datediff('aggregated.started_at', 'aggregated.ended_at', 'second') }}
             as duration_seconds,
         aggregated.event_count,
-        ordered.event_name as first_event,
-        ordered.platform,
-        ordered.country,
+        first_events.event_name as first_event,
+        first_events.platform,
+        first_events.country,
         aggregated.loaded_at
     from aggregated
-    inner join ordered
-        on aggregated.session_id = ordered.session_id
-        and ordered.position = 1
+    inner join first_events
+        on aggregated.session_id = first_events.session_id
 
 )
 
