@@ -23,6 +23,8 @@ first_events as (
 
 ),
 
+-- A window here, not edge_events: it ranks only the events that carry a utm_source, and
+-- edge_events would read the JSON of every event three times.
 first_touch as (
 
     select
