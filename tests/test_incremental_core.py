@@ -82,6 +82,9 @@ FIRST = [
     # The same event re-sent by the vendor, filed under the next day.
     _event("r1", "page_view", "2026-09-03T10:00:00Z", user="u5"),
     _event("x09", "page_view", "2026-09-03T08:00:00Z", anon="a9"),
+    # a9's visit of day 2: its day-1 visit is then not in the session before a9's change on day 3,
+    # so that visit moves to u9 only because its anonymous id is linked to u9 now.
+    _event("x12", "page_view", "2026-09-02T11:00:00Z", anon="a9"),
     *(_filler(1) + _filler(2) + _filler(3)),
 ]
 # Day 1 again: x03 is gone, and a late x10 shows a2 with u7 before it was with u2.
@@ -165,7 +168,9 @@ class PostgresWarehouse:
     def build(self) -> None:
         with self.database.connect(autocommit=True) as con:
             con.execute("drop table if exists raw.events")
+            con.execute("drop table if exists raw.landings")
         copy_table_to_postgres(self.path, self.database, "raw.events")
+        copy_table_to_postgres(self.path, self.database, "raw.landings")
         _dbt(["run"], self._env("analytics"), self.workdir, self.settings)
 
     def rows(self, sql: str) -> list[tuple]:
@@ -234,6 +239,12 @@ def _run_scenario(warehouse) -> None:
         if last:
             assert dict(warehouse.rows("select event_id, country from fct_events where event_id"
                                        " in ('x02', 'x06')")) == {"x02": "marked", "x06": "DE"}
+            # The filler user's day 3 is landed again and day 4 is new: their events are rewritten
+            # from the session before the first change (day 2's) on; day 1's are kept as stored.
+            assert dict(warehouse.rows(
+                "select event_id, loaded_at = (select max(loaded_at) from fct_events)"
+                " from fct_events where event_id in ('f1-00', 'f1-04', 'f2-00', 'f3-00', 'f4-00')"
+            )) == {"f1-00": False, "f1-04": False, "f2-00": True, "f3-00": True, "f4-00": True}
             assert warehouse.rows("select country from dim_users where person_id = 'u1'") == [
                 ("marked",)]
             assert warehouse.rows("select landing_event from int_persons_first_touch"
@@ -258,13 +269,13 @@ def _run_scenario(warehouse) -> None:
             assert warehouse.rows("select distinct granularity from int_retention_members") == [
                 ("week",)]
 
-        persons = _persons(warehouse, ["x03", "x05", "x06", "x09"])
+        persons = _persons(warehouse, ["x03", "x05", "x06", "x09", "x12"])
         if number == 0:
-            assert persons == {"x03": "u1", "x05": "u2", "x06": "a9", "x09": "a9"}
+            assert persons == {"x03": "u1", "x05": "u2", "x06": "a9", "x09": "a9", "x12": "a9"}
         if number >= 1:  # x03 gone; a2 now belongs to u7, who was with it first
             assert "x03" not in persons and persons["x05"] == "u7"
-        if number == 3:  # a9 identified as u9: its events of days 1 and 3 are u9's
-            assert persons["x06"] == persons["x09"] == "u9"
+        if number == 3:  # a9 identified as u9: its events of days 1 to 3 are u9's
+            assert persons["x06"] == persons["x09"] == persons["x12"] == "u9"
         # r1 keeps the copy ingested first: day 2's, until day 2 is landed again (run 3) and day
         # 3's copy is the older; then day 3 is landed again (run 4) and day 2's is the older.
         r1 = warehouse.rows("select partition_date from fct_events where event_id = 'r1'")

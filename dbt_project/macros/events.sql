@@ -3,11 +3,13 @@
   incremental models/marts/core/fct_events.sql).
 #}
 
-{% macro sessionized(events, inactivity_minutes) %}
+{% macro sessionized(events, inactivity_minutes, sessions_before=none) %}
 {#- `events` (a relation or CTE name, one row per stitched event) with `previous_event_time`,
     `is_session_start`, `session_number` and `session_id`: a new session starts when more than
     `inactivity_minutes` have passed since the person's previous event. Each person's events must
-    all be in `events`, since the numbering runs over them. -#}
+    all be in `events`, since the numbering runs over them; or, with `sessions_before` (a column of
+    `events`, the same on each of a person's rows), all their events from the start of a session
+    on, the numbering going on after that many sessions. -#}
 with_previous as (
 
     select
@@ -41,7 +43,7 @@ numbered as (
             partition by person_id
             order by event_time, event_id
             rows between unbounded preceding and current row
-        ) as session_number
+        ){% if sessions_before %} + {{ sessions_before }}{% endif %} as session_number
     from flagged
 
 ),
@@ -55,65 +57,6 @@ sessionized as (
     from numbered
 
 )
-{%- endmacro %}
-
-
-{% macro copy_is_current(copy, current) %}
-{#- True when `current` holds the same copy of the event as `copy`: one copy of an event_id is one
-    landing of one day, and a day landed again gets a new ingested_at for all its records. -#}
-{{ current }}.event_id = {{ copy }}.event_id
-and {{ current }}.ingested_at = {{ copy }}.ingested_at
-and {{ current }}.partition_date = {{ copy }}.partition_date
-{%- endmacro %}
-
-
-{% macro touched_persons(stored, staged, stitched) %}
-{#- The persons whose events must be recomputed in `stored` (fct_events as built last time) after
-    `staged` (stg_raw__events) changed: every person, before and after, of an event that is new,
-    gone or replaced by another copy, and of every event sharing an anonymous_id with one, since
-    such an event can re-point that anonymous id to another user (int_identity_links). Any other
-    person's events, and so their sessions, are unchanged. -#}
-select person_id from (
-
-    with
-
-    changed as (
-
-        select stored.event_id, stored.anonymous_id
-        from {{ stored }} as stored
-        where not exists (
-            select 1 from {{ staged }} as staged where {{ copy_is_current('stored', 'staged') }}
-        )
-
-        union all
-
-        select staged.event_id, staged.anonymous_id
-        from {{ staged }} as staged
-        where not exists (
-            select 1 from {{ stored }} as stored where {{ copy_is_current('staged', 'stored') }}
-        )
-
-    ),
-
-    changed_anonymous_ids as (
-
-        select distinct anonymous_id from changed where anonymous_id is not null
-
-    )
-
-    select stored.person_id
-    from {{ stored }} as stored
-    where stored.event_id in (select event_id from changed)
-        or stored.anonymous_id in (select anonymous_id from changed_anonymous_ids)
-
-    union
-
-    select stitched.person_id
-    from {{ stitched }} as stitched
-    where stitched.event_id in (select event_id from changed)
-        or stitched.anonymous_id in (select anonymous_id from changed_anonymous_ids)
-
-) as touched
 {%- endmacro %}
 
 

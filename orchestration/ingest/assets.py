@@ -35,7 +35,17 @@ create table if not exists raw.events (
     ingested_at timestamp,
     partition_date date,
     quarantine_reason varchar,
-    raw_record varchar
+    raw_record varchar,
+    landing_id bigint
+);
+-- Warehouses created before landing ids: their rows keep a null landing_id (landed before any).
+alter table raw.events add column if not exists landing_id bigint;
+create table if not exists raw.landings (
+    landing_id bigint not null,
+    partition_date date not null,
+    landed_at timestamp not null,
+    records bigint not null,
+    primary key (landing_id, partition_date)
 );
 """
 T = TypeVar("T")
@@ -52,9 +62,17 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]]) -> None:
+def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]]) -> int:
     """Replace each day's rows in ``raw.events`` with its frame, every day in one transaction:
     idempotent, and a failure anywhere (in the source, in normalizing, in DuckDB) lands nothing.
+    Returns the landing's id.
+
+    The transaction is one *landing*: its id, one more than any before, is taken inside it, under
+    the warehouse's single writer (resources.WarehouseResource's file lock), so landing ids follow
+    the order in which landings commit. Every row it writes carries the id, and ``raw.landings``
+    gets a row per day, also for a day that now has no record. The incremental models read only
+    the landings after the newest they hold (stg_raw__events, fct_events); ``ingested_at``, stamped
+    when the run started fetching, cannot serve: two runs can commit in the other order.
 
     ``frames`` may be a generator that fetches each day as it is asked for: it is consumed inside
     the transaction, one day at a time, so that only a day or two is in memory at once."""
@@ -62,14 +80,21 @@ def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]
         con.execute(RAW_EVENTS_DDL)
         con.execute("begin transaction")
         try:
+            (landing_id,) = con.execute(
+                "select coalesce(max(landing_id), 0) + 1 from raw.landings"
+            ).fetchone()
             for day, frame in frames:
                 con.execute("delete from raw.events where partition_date = ?", [day])
+                con.execute(
+                    "insert into raw.landings values (?, ?, ?, ?)",
+                    [landing_id, day, datetime.now(UTC).replace(tzinfo=None), len(frame)],
+                )
                 # Through Arrow: pandas' str columns are Arrow already, so DuckDB reads them
                 # without touching a Python object per value. A relation, not `register`: a
                 # registered table stays alive until the transaction ends (at 40M records, all
                 # the run's days at once: +7 GB), while the relation lets go of it when inserted.
                 table = pa.Table.from_pandas(frame[list(LANDING_COLUMNS)], preserve_index=False)
-                con.from_arrow(table).insert_into("raw.events")
+                con.from_arrow(table).project(f"*, {landing_id}::bigint").insert_into("raw.events")
                 del table
             con.execute("commit")
         except BaseException:
@@ -78,11 +103,12 @@ def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]
             # error's traceback would otherwise keep the file open in this process.
             con.close()
             raise
+    return landing_id
 
 
-def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> None:
+def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> int:
     """Replace the day's rows in ``raw.events`` with ``frame`` in one transaction (idempotent)."""
-    land_days(duckdb, [(day, frame)])
+    return land_days(duckdb, [(day, frame)])
 
 
 def prepared_ahead(days: list[date], prepare: Callable[[date], T]) -> Iterator[tuple[date, T]]:
@@ -153,7 +179,7 @@ def raw_events(
             gate_frames.append(frame.iloc[::step].copy() if step > 1 else frame)
             yield day, frame
 
-    land_days(duckdb, counted(prepared_ahead(days, fetched)))
+    landing_id = land_days(duckdb, counted(prepared_ahead(days, fetched)))
     landing = pd.concat(gate_frames, ignore_index=True) if gate_frames else pd.DataFrame(
         columns=list(LANDING_COLUMNS)
     )
@@ -174,6 +200,7 @@ def raw_events(
             "quarantined_events": sum(quarantined.values()),
             "quarantined_by_reason": quarantined,
             "days": len(days),
+            "landing_id": landing_id,
             "source": source.name,
             "preview": dg.MetadataValue.md(
                 head.drop(columns=["raw_record", "quarantine_reason"]).to_markdown(index=False)

@@ -1,42 +1,32 @@
 -- Contract-valid events, typed, each event_id once. A re-sent event (same event_id) keeps the
--- copy that was ingested first (then the earliest partition, then the earliest time).
+-- copy that landed first (the smallest landing_id; then the earliest partition, then the earliest
+-- time). Rows landed before landing ids count as landed before any other.
 --
--- Incremental: a run first deletes the rows whose copy is no longer in raw.events (its day was
--- landed again, or the record is gone or quarantined now), then adds every event_id that has no
--- row here, choosing its copy among all of raw.events as a full build would. Rows of untouched
--- days are not rewritten. `dbt build --full-refresh` rebuilds it from scratch.
+-- Incremental, by landing (macros/landings.sql): a run rebuilds the event_ids that the landings
+-- after its newest landing_id brought, and those of its rows whose day such a landing replaced
+-- (their copy is gone: the event may now have another copy, or none). For each it chooses the copy
+-- among all of raw.events as a full build would. Rows of other days are not rewritten.
+-- `dbt build --full-refresh` rebuilds it from scratch.
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="""
-            {% if is_incremental() %}
-            delete from {{ this }} as staged
-            where not exists (
-                select 1 from {{ source('raw', 'events') }} as copy
-                where copy.quarantine_reason is null
-                    and {{ copy_is_current('copy', 'staged') }}
-            )
-            {% endif %}
-        """,
+        on_schema_change='append_new_columns',
+        pre_hook="{{ stg_raw__events_pre_hook() }}",
+        post_hook="{{ drop_landing_work_table() }}",
     )
 }}
 
+{%- set watermark = landing_watermark() %}
+
 with
 
-source as {{ inline_cte(not is_incremental()) }} (
+source as {{ inline_cte(watermark is none) }} (
 
     select * from {{ source('raw', 'events') }}
     where quarantine_reason is null
-    {% if is_incremental() %}
-        and event_id in (
-            select landed.event_id
-            from {{ source('raw', 'events') }} as landed
-            where landed.quarantine_reason is null
-                and not exists (
-                    select 1 from {{ this }} as staged where staged.event_id = landed.event_id
-                )
-        )
+    {% if watermark is not none %}
+        and event_id in (select event_id from {{ landing_work_table() }})
     {% endif %}
 
 ),
@@ -66,7 +56,7 @@ first_copies as (
             source.*,
             row_number() over (
                 partition by event_id
-                order by ingested_at, partition_date, event_time
+                order by coalesce(landing_id, 0), partition_date, event_time
             ) as copy_number
         from source
         where exists (select 1 from repeated where repeated.event_id = source.event_id)
@@ -89,7 +79,8 @@ final as (
         cast(properties as {{ dbt.type_string() }}) as properties,
         cast(source as {{ dbt.type_string() }}) as source,
         cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at,
-        cast(partition_date as date) as partition_date
+        cast(partition_date as date) as partition_date,
+        cast(landing_id as {{ dbt.type_bigint() }}) as landing_id
     from first_copies
 
 )

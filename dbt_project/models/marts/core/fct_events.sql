@@ -1,45 +1,50 @@
 -- One row per unique, contract-valid event, with its person and session.
 --
--- Incremental, by person: a run deletes the events of every person that what changed in
--- stg_raw__events touches (macros/events.sql, touched_persons: new, gone or replaced events, and
--- every event sharing an anonymous id with one), then stitches and sessionizes all the events of
--- those persons again. Every other person's events and sessions are unchanged, so they are not
--- rewritten. `dbt build --full-refresh` rebuilds it from scratch; so must a change of the
+-- Incremental, by landing and by person (macros/landings.sql, fct_events_pre_hook): a run finds the
+-- persons that the landings after its newest landing_id touch (new events, events whose day was
+-- landed again, and events whose anonymous id now points to another person), and for each the
+-- first changed event. A person's events before the session that the change may continue are
+-- kept as they are; from that session on, their events are stitched and sessionized again, the
+-- session numbers going on from the kept ones. Every other person's events are not rewritten.
+-- `dbt build --full-refresh` rebuilds it from scratch; so must a change of the
 -- session_inactivity_minutes var.
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="""
-            {% if is_incremental() %}
-            delete from {{ this }}
-            where person_id in (
-                {{ touched_persons(this, ref('stg_raw__events'), ref('int_events_stitched')) }}
-            )
-            {% endif %}
-        """,
+        on_schema_change='append_new_columns',
+        pre_hook="{{ fct_events_pre_hook() }}",
+        post_hook="{{ drop_landing_work_table() }}",
     )
 }}
 -- depends_on: {{ ref('stg_raw__events') }}
+-- depends_on: {{ ref('int_identity_links') }}
 -- depends_on: {{ ref('int_events_stitched') }}
+
+{%- set watermark = landing_watermark() %}
 
 with
 
-{% if is_incremental() %}
+{% if watermark is not none %}
 
--- After the pre-hook, the stitched events with no row here are exactly all the events of the
--- touched persons.
+-- The touched persons' events from the first one to rebuild on, with the number of sessions
+-- before it.
 events as (
 
-    select stitched.*
+    select
+        stitched.*,
+        changes.from_session_number - 1 as sessions_before
     from {{ ref('int_events_stitched') }} as stitched
-    where not exists (
-        select 1 from {{ this }} as stored where stored.event_id = stitched.event_id
-    )
+    inner join {{ landing_work_table() }} as changes
+        on stitched.person_id = changes.person_id
+    where changes.from_event_id is null
+        or stitched.event_time > changes.from_event_time
+        or (stitched.event_time = changes.from_event_time
+            and stitched.event_id >= changes.from_event_id)
 
 ),
 
-{{ sessionized('events', var('session_inactivity_minutes', 30)) }},
+{{ sessionized('events', var('session_inactivity_minutes', 30), 'sessions_before') }},
 
 {% else %}
 
@@ -69,6 +74,7 @@ final as (
         source,
         ingested_at,
         partition_date,
+        landing_id,
         {{ loaded_at() }} as loaded_at
     from sessionized
 
