@@ -296,3 +296,41 @@ def test_incremental_core_equals_a_full_rebuild_on_postgres(tmp_path, postgres_s
         with database.connect(autocommit=True) as con:
             con.execute("create schema if not exists raw")
         _run_scenario(PostgresWarehouse(tmp_path, database))
+
+
+@pytest.mark.e2e
+def test_a_warehouse_built_before_landing_ids_rebuilds_itself_once(tmp_path):
+    """An upgrade: raw.events, stg_raw__events and fct_events as a version before landing ids left
+    them (no landing_id, no raw.landings). The next landing adds the column to raw.events (null on
+    the rows already there); the next dbt run builds both models whole, with no --full-refresh, and
+    the run after that reads by landing again."""
+    warehouse = DuckDBWarehouse(tmp_path)
+    start = datetime(2026, 9, 5, 2, 0, tzinfo=UTC)
+    _land(warehouse.path, FIRST, [DAY[1], DAY[2], DAY[3]], start)
+    warehouse.build()
+    warehouse.execute(
+        "alter table fct_events drop column landing_id;"
+        " alter table stg_raw__events drop column landing_id;"
+        " alter table raw.events drop column landing_id; drop table raw.landings"
+    )
+
+    _land(warehouse.path, SECOND, [DAY[1]], start + timedelta(hours=1))
+    assert warehouse.rows(
+        "select partition_date::varchar, count(*) filter (where landing_id is null) = count(*)"
+        " from raw.events group by all order by 1"
+    ) == [("2026-09-01", False), ("2026-09-02", True), ("2026-09-03", True)]
+    warehouse.build()
+    assert warehouse.differences() == dict.fromkeys(COMPARED, 0)
+    # fct_events was rebuilt whole: every row was written by this run.
+    assert warehouse.rows(
+        "select count(*) from fct_events where loaded_at < (select max(loaded_at) from fct_events)"
+    ) == [(0,)]
+
+    _land(warehouse.path, THIRD, [DAY[3], DAY[4]], start + timedelta(hours=2))
+    warehouse.build()
+    assert warehouse.differences() == dict.fromkeys(COMPARED, 0)
+    # By landing again: the filler user's day-1 session is kept as the upgrade run wrote it.
+    assert dict(warehouse.rows(
+        "select event_id, loaded_at = (select max(loaded_at) from fct_events)"
+        " from fct_events where event_id in ('f1-00', 'f4-00')"
+    )) == {"f1-00": False, "f4-00": True}
