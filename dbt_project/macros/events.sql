@@ -189,30 +189,41 @@ cast('{{ settings_fingerprint(settings) }}' as {{ dbt.type_string() }}) as setti
 {%- endmacro %}
 
 
+{% macro edge_keys(events, partition_by, last=false) %}
+{#- One row per `partition_by` value of `events` (a relation or CTE name with `event_time` and
+    `event_id`): its first `event_time` and, among the events at that instant, the smallest
+    `event_id`; or its last time and greatest id with last=true. `event_id` need not be unique. -#}
+{%- set edge = 'max' if last else 'min' -%}
+select
+    at_edge_time.{{ partition_by }},
+    at_edge_time.event_time,
+    {{ edge }}(at_edge_time.event_id) as event_id
+from {{ events }} as at_edge_time
+inner join (
+    select {{ partition_by }}, {{ edge }}(event_time) as event_time
+    from {{ events }}
+    group by {{ partition_by }}
+) as edge_times
+    on at_edge_time.{{ partition_by }} = edge_times.{{ partition_by }}
+    and at_edge_time.event_time = edge_times.event_time
+group by at_edge_time.{{ partition_by }}, at_edge_time.event_time
+{%- endmacro %}
+
+
 {% macro edge_events(events, partition_by, columns, last=false) %}
 {#- One row per `partition_by` value of `events` (a relation or CTE name with `event_time` and a
     unique `event_id`), with `columns` (a list): its first event by (event_time, event_id), or its
     last with last=true. The same rows as
     `row_number() over (partition by .. order by event_time, event_id) = 1` (desc for the last),
-    from two grouped scans and two joins: a window ranks every event, and took 4-5 times as long
-    at 40M events (bench/README.md). -#}
-{%- set edge = 'max' if last else 'min' -%}
+    from two grouped scans and two joins (edge_keys, then the event): a window ranks every event,
+    and took 4-5 times as long at 40M events (bench/README.md). -#}
 select
     {%- for column in columns %}
     edge_event.{{ column }}{% if not loop.last %},{% endif %}
     {%- endfor %}
 from {{ events }} as edge_event
 inner join (
-    select at_edge_time.{{ partition_by }}, {{ edge }}(at_edge_time.event_id) as event_id
-    from {{ events }} as at_edge_time
-    inner join (
-        select {{ partition_by }}, {{ edge }}(event_time) as event_time
-        from {{ events }}
-        group by {{ partition_by }}
-    ) as edge_times
-        on at_edge_time.{{ partition_by }} = edge_times.{{ partition_by }}
-        and at_edge_time.event_time = edge_times.event_time
-    group by at_edge_time.{{ partition_by }}
+    {{ edge_keys(events, partition_by, last) }}
 ) as edge_ids
     on edge_event.{{ partition_by }} = edge_ids.{{ partition_by }}
     and edge_event.event_id = edge_ids.event_id

@@ -105,8 +105,8 @@ where partition_date in ({{ replaced_days(watermark) }})
     first change stays as it is, except that the change may continue the session of the last event
     before it: the person is rebuilt from the start of that session (from_session_number, whose
     first event is from_event_time and from_event_id), or whole when no event comes before the
-    change (from_session_number 1, from_event_id null). Events at the same instant are always in
-    one session, so the session of the last kept instant is the last kept session. -#}
+    change (from_session_number 1, from_event_id null). Session numbers grow with (event_time,
+    event_id), so that session is the greatest session number before the change. -#}
 {%- call(watermark) landing_pre_hook(
     'changes.person_id = stored.person_id'
     ~ ' and stored.session_number >= changes.from_session_number') -%}
@@ -162,28 +162,16 @@ changes as (
 
 ),
 
-first_change_times as (
-
-    select person_id, min(event_time) as event_time
-    from changes
-    group by person_id
-
-),
-
+-- Each touched person's first change: its time, then the smallest event_id at that time.
 first_changes as (
 
-    select changes.person_id, changes.event_time, min(changes.event_id) as event_id
-    from changes
-    inner join first_change_times
-        on changes.person_id = first_change_times.person_id
-        and changes.event_time = first_change_times.event_time
-    group by changes.person_id, changes.event_time
+    {{ edge_keys('changes', 'person_id') }}
 
 ),
 
-last_kept_times as (
+last_kept_sessions as (
 
-    select stored.person_id, max(stored.event_time) as event_time
+    select stored.person_id, max(stored.session_number) as session_number
     from {{ this }} as stored
     inner join first_changes
         on stored.person_id = first_changes.person_id
@@ -194,49 +182,30 @@ last_kept_times as (
 
 ),
 
-last_kept_sessions as (
+last_kept_session_events as (
 
-    select stored.person_id, max(stored.session_number) as session_number
-    from {{ this }} as stored
-    inner join last_kept_times
-        on stored.person_id = last_kept_times.person_id
-        and stored.event_time = last_kept_times.event_time
-    group by stored.person_id
-
-),
-
-session_start_times as (
-
-    select stored.person_id, stored.session_number, min(stored.event_time) as event_time
+    select stored.person_id, stored.event_time, stored.event_id
     from {{ this }} as stored
     inner join last_kept_sessions
         on stored.person_id = last_kept_sessions.person_id
         and stored.session_number = last_kept_sessions.session_number
-    group by stored.person_id, stored.session_number
 
 ),
 
 session_starts as (
 
-    select
-        stored.person_id,
-        stored.session_number,
-        stored.event_time,
-        min(stored.event_id) as event_id
-    from {{ this }} as stored
-    inner join session_start_times
-        on stored.person_id = session_start_times.person_id
-        and stored.event_time = session_start_times.event_time
-    group by stored.person_id, stored.session_number, stored.event_time
+    {{ edge_keys('last_kept_session_events', 'person_id') }}
 
 )
 
 select
     first_changes.person_id,
-    coalesce(session_starts.session_number, 1) as from_session_number,
+    coalesce(last_kept_sessions.session_number, 1) as from_session_number,
     session_starts.event_time as from_event_time,
     session_starts.event_id as from_event_id
 from first_changes
+left join last_kept_sessions
+    on first_changes.person_id = last_kept_sessions.person_id
 left join session_starts
     on first_changes.person_id = session_starts.person_id
 {%- endcall -%}
