@@ -10,12 +10,15 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+import pandas as pd
+import psycopg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock, Timeout
@@ -24,6 +27,13 @@ from orchestration import settings
 from orchestration.ingest.sources import EventSource, build_source
 from orchestration.ingest.vendors import SECRET_FIELDS, VENDOR_SETTINGS
 from orchestration.transform.project import dbt_project
+from orchestration.warehouse_postgres import (
+    SESSION_SETTINGS,
+    ident,
+    pull,
+    qualified,
+    relation_exists,
+)
 
 
 class EventSourceResource(dg.ConfigurableResource):
@@ -93,8 +103,16 @@ WAREHOUSE_LOCK_WAIT = "Waiting for the warehouse lock"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, with one more guarantee: one process at a time has the file open.
+    """The warehouse the Python assets read the models from and write their tables to.
 
+    On the default ``duckdb`` target that is the DuckDB file dbt builds in (``database``). On the
+    ``postgres`` target (``target="postgres"``, the same ``DBT_TARGET`` and ``DBT_POSTGRES_*``
+    variables dbt's profile reads) it is Postgres: the ingest lands ``raw.events`` there, and the
+    Python assets still compute in DuckDB, in memory, on copies of the tables they name
+    (:meth:`reading`), and write their results back (``orchestration.warehouse.replace_table``).
+    So one resource key, ``duckdb``, serves both: DuckDB is the Python assets' engine either way.
+
+    On DuckDB, one more guarantee than dagster-duckdb's: one process at a time has the file open.
     The pool ``duckdb_writer`` (dagster.yaml) is what schedules the warehouse steps: a step waits
     for its one slot, visibly, before it starts. But Dagster 1.13's SQL storage grants a slot by
     checking and then claiming in separate statements (``has_unassigned_slots`` then
@@ -108,9 +126,42 @@ class WarehouseResource(DuckDBResource):
     process share the file, so a step's nested or threaded connections never wait on themselves.
     """
 
+    target: str = "duckdb"
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "postgres"
+    postgres_password: str | None = None
+    postgres_dbname: str = "postgres"
+    postgres_schema: str = "analytics"
+    postgres_sslmode: str = "prefer"
+
+    @property
+    def is_postgres(self) -> bool:
+        if self.target not in ("duckdb", "postgres"):
+            raise ValueError(
+                f"DBT_TARGET={self.target!r}: the Python assets read and write a DuckDB or a"
+                " Postgres warehouse; another dbt target needs its own transport"
+                " (docs/production.md)"
+            )
+        return self.target == "postgres"
+
+    @property
+    def identity(self) -> str:
+        """Which warehouse this is, for caches keyed by it (never holds the password)."""
+        if self.is_postgres:
+            return (
+                f"postgres://{self.postgres_host}:{self.postgres_port}/{self.postgres_dbname}"
+                f"/{self.postgres_schema}"
+            )
+        return self.database
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        if self.database in ("", ":memory:") or self.database.startswith("md:"):
+        if (
+            self.is_postgres
+            or self.database in ("", ":memory:")
+            or self.database.startswith("md:")
+        ):
             yield
             return
         lock = FileLock(f"{self.database}.lock", thread_local=False, is_singleton=True)
@@ -129,8 +180,105 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator:
+        """The DuckDB warehouse itself. On Postgres there is none to hand out: read through
+        :meth:`reading` and write through ``orchestration.warehouse``."""
+        if self.is_postgres:
+            raise RuntimeError(
+                "the warehouse is Postgres (DBT_TARGET=postgres): read tables through"
+                " WarehouseResource.reading() and write them through orchestration.warehouse"
+            )
         with self.exclusive(), super().get_connection() as connection:
             yield connection
+
+    @contextmanager
+    def postgres_connection(self) -> Iterator:
+        """A psycopg connection to the Postgres warehouse, in UTC and ISO dates."""
+        with psycopg.connect(
+            host=self.postgres_host,
+            port=self.postgres_port,
+            user=self.postgres_user,
+            password=self.postgres_password or None,
+            dbname=self.postgres_dbname,
+            sslmode=self.postgres_sslmode,
+            connect_timeout=10,
+            application_name="product-analytics",
+        ) as con:
+            con.execute(SESSION_SETTINGS)
+            con.commit()
+            yield con
+
+    @property
+    def models_schema(self) -> str:
+        """The schema the dbt models are built in (and the Python assets' tables written to)."""
+        return self.postgres_schema if self.is_postgres else "main"
+
+    @contextmanager
+    def querying(self) -> Iterator[Callable[[str], pd.DataFrame]]:
+        """A function that runs a query on the warehouse itself and returns its rows as a
+        DataFrame: SQL both engines read, relations qualified with :attr:`models_schema`. On
+        Postgres the rows come through DuckDB, so the column types are the ones :meth:`reading`
+        gives."""
+        if not self.is_postgres:
+            with self.get_connection() as con:
+                yield lambda sql: con.execute(sql).df()
+            return
+        config = dict(self.connection_config)
+        with duckdb.connect(":memory:", config=config) as local, self.postgres_connection() as pg:
+
+            def run(sql: str) -> pd.DataFrame:
+                pull(pg, local, sql, "main.query_result")
+                return local.execute("select * from main.query_result").df()
+
+            yield run
+
+    @contextmanager
+    def reading(self, *tables: str) -> Iterator:
+        """A DuckDB connection in which each of ``tables`` (models or the Python assets' tables)
+        reads as ``main.<table>``.
+
+        On DuckDB that is the warehouse itself. On Postgres it is an in-memory DuckDB holding a
+        copy of each table that exists in ``postgres_schema`` (a table not built yet is absent,
+        as it would be in the DuckDB warehouse); what is written to it is thrown away."""
+        if not self.is_postgres:
+            with self.get_connection() as con:
+                yield con
+            return
+        with duckdb.connect(":memory:", config=dict(self.connection_config)) as con:
+            with self.postgres_connection() as pg:
+                for table in tables:
+                    if relation_exists(pg, self.postgres_schema, table):
+                        pull(
+                            pg,
+                            con,
+                            f"select * from {qualified(self.postgres_schema, table)}",
+                            f"main.{ident(table)}",
+                        )
+            yield con
+
+
+def warehouse_resource() -> WarehouseResource:
+    """The warehouse as the environment sets it: ``DBT_TARGET`` and, on ``postgres``, the same
+    ``DBT_POSTGRES_*`` variables as dbt's profile (dbt_project/profiles.yml), with its defaults;
+    the password as an ``EnvVar``, so the UI shows the variable's name, never its value."""
+    postgres = {}
+    if settings.get("DBT_TARGET") == "postgres":
+        postgres = {
+            "postgres_host": settings.get("DBT_POSTGRES_HOST"),
+            "postgres_port": int(settings.get("DBT_POSTGRES_PORT")),
+            "postgres_user": settings.get("DBT_POSTGRES_USER"),
+            "postgres_dbname": settings.get("DBT_POSTGRES_DBNAME"),
+            "postgres_schema": settings.get("DBT_POSTGRES_SCHEMA"),
+            "postgres_sslmode": settings.get("DBT_POSTGRES_SSLMODE"),
+        }
+        password = _optional_env("DBT_POSTGRES_PASSWORD")
+        if password is not None:
+            postgres["postgres_password"] = password
+    return WarehouseResource(
+        database=dg.EnvVar("DUCKDB_DATABASE"),
+        connection_config={"memory_limit": settings.get("DUCKDB_MEMORY_LIMIT")},
+        target=settings.get("DBT_TARGET"),
+        **postgres,
+    )
 
 
 def dbt_executable() -> str:
@@ -141,10 +289,7 @@ def dbt_executable() -> str:
 
 def build_resources() -> dict[str, object]:
     return {
-        "duckdb": WarehouseResource(
-            database=dg.EnvVar("DUCKDB_DATABASE"),
-            connection_config={"memory_limit": settings.get("DUCKDB_MEMORY_LIMIT")},
-        ),
+        "duckdb": warehouse_resource(),
         "dbt": DbtCliResource(
             project_dir=dbt_project,
             target=settings.get("DBT_TARGET"),

@@ -23,6 +23,14 @@ DEFAULTS: dict[str, str] = {
     "ANALYTICS_START_DATE": "2026-09-01",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_TARGET": "duckdb",
+    # The `postgres` target's connection (dbt_project/profiles.yml has the same defaults, for dbt
+    # run by hand); the password, DBT_POSTGRES_PASSWORD, has no default and is read as an EnvVar.
+    "DBT_POSTGRES_HOST": "127.0.0.1",
+    "DBT_POSTGRES_PORT": "5432",
+    "DBT_POSTGRES_USER": "postgres",
+    "DBT_POSTGRES_DBNAME": "postgres",
+    "DBT_POSTGRES_SCHEMA": "analytics",
+    "DBT_POSTGRES_SSLMODE": "prefer",
     # DuckDB's memory limit, for dbt's connection (profiles.yml) and the assets' (the duckdb
     # resource); beyond it DuckDB spills to disk. DuckDB's own default is 80% of the machine for
     # each connection, but dbt runs in a second process beside the step's, and at 40M events the

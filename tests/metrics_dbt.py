@@ -12,11 +12,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from orchestration.ingest.assets import land_day
 from orchestration.ingest.contract import normalize
 from orchestration.metrics_config import parse_config, to_dbt_vars
+from orchestration.resources import WarehouseResource
 
 REPO = Path(__file__).resolve().parent.parent
 METRIC_MARTS = (
@@ -28,7 +28,7 @@ METRIC_MARTS = (
 def land_events(database: Path, records: list[dict]) -> None:
     """Land records (contract field names) into ``raw.events``, one partition per UTC day."""
     frame = normalize(pd.DataFrame(records), source="file", fetch_day=None)
-    resource = DuckDBResource(database=str(database))
+    resource = WarehouseResource(database=str(database))
     for day, rows in frame.groupby("partition_date"):
         land_day(resource, day, rows)
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.ingest.assets import land_day
 from orchestration.ingest.contract import normalize
+from orchestration.resources import WarehouseResource
 from tests.conftest import SHARED
 from tests.metrics_dbt import build_or_fail, land_events, query
 
@@ -279,7 +279,7 @@ def test_one_hundred_thousand_unique_paths(tmp_path):
         }
     )
     database = tmp_path / "paths.duckdb"
-    resource = DuckDBResource(database=str(database))
+    resource = WarehouseResource(database=str(database))
     for day, rows in normalize(frame, source="file", fetch_day=None).groupby("partition_date"):
         land_day(resource, day, rows)
     config = "behaviour:\n  journeys:\n    - {name: perf, after: start, collapse_repeats: false}\n"

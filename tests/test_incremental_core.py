@@ -26,10 +26,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.ingest.assets import land_day
 from orchestration.ingest.contract import normalize
+from orchestration.resources import WarehouseResource
 from tests.postgres import copy_table_to_postgres, temporary_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ DAY = {n: date(2026, 9, n) for n in range(1, 5)}
 def _land(database: Path, records: list[dict], days: list[date], ingested_at: datetime) -> None:
     """Land ``days`` of ``records`` as the ingest asset does: each day replaced as a whole."""
     frame = normalize(pd.DataFrame(records), source="file", fetch_day=None, ingested_at=ingested_at)
-    resource = DuckDBResource(database=str(database))
+    resource = WarehouseResource(database=str(database))
     for day in days:
         land_day(resource, day, frame[frame["partition_date"] == day])
 

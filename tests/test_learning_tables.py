@@ -7,7 +7,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from ml.features import activity_features, first_day_features, funnel_levels, step_behaviour
 from ml.patterns import baskets
@@ -19,12 +18,13 @@ from orchestration.learning.tables import (
     read_event_sets,
     replace_table,
 )
+from orchestration.resources import WarehouseResource
 from tests.pipeline import query
 from tests.test_ml_features import STEPS, WINDOW, _users, random_log
 
 
 def test_an_empty_result_keeps_the_declared_schema_and_rewrites_are_idempotent(duckdb_path):
-    duckdb = DuckDBResource(database=str(duckdb_path))
+    duckdb = WarehouseResource(database=str(duckdb_path))
     assert replace_table(duckdb, "conversion_predictions", pd.DataFrame()) == 0
     described = query(duckdb_path, "describe main.conversion_predictions")
     assert [(r[0], r[1]) for r in described] == [
@@ -67,11 +67,11 @@ def test_the_learning_funnel_is_the_first_configured_funnel(tmp_path, monkeypatc
         learning_funnel()
 
 
-def _warehouse(path, events: pd.DataFrame) -> DuckDBResource:
+def _warehouse(path, events: pd.DataFrame) -> WarehouseResource:
     with duckdb.connect(str(path)) as con:
         con.register("events", events)
         con.execute("create table main.fct_events as select * from events")
-    return DuckDBResource(database=str(path))
+    return WarehouseResource(database=str(path))
 
 
 def test_the_event_log_read_in_sql_gives_the_frames_features(duckdb_path):
@@ -129,14 +129,14 @@ def test_inputs_are_read_once_per_run(duckdb_path):
         return object()
 
     @dg.asset
-    def first(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    def first(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
         return id(once_per_run(context, duckdb, "input", read))
 
     @dg.asset
-    def second(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    def second(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
         return id(once_per_run(context, duckdb, "input", read))
 
-    resources = {"duckdb": DuckDBResource(database=str(duckdb_path))}
+    resources = {"duckdb": WarehouseResource(database=str(duckdb_path))}
     run = dg.materialize([first, second], resources=resources)
     assert run.output_for_node("first") == run.output_for_node("second") and len(reads) == 1
     dg.materialize([first], resources=resources)

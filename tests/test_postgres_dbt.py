@@ -66,10 +66,11 @@ BUILD_TIME_COLUMNS = {
 
 
 def _land_demo_days(duckdb_path: Path) -> None:
-    from dagster_duckdb import DuckDBResource
 
     source = EventSourceResource(kind="demo", demo_persons=200, demo_days=DAYS).get_source()
-    warehouse = DuckDBResource(database=str(duckdb_path))
+    from orchestration.resources import WarehouseResource
+
+    warehouse = WarehouseResource(database=str(duckdb_path))
     for offset in range(DAYS):
         day = FIRST_DAY + timedelta(days=offset)
         land_day(

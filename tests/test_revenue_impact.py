@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from dagster_duckdb import DuckDBResource
 
 from ml.revenue_impact import RESULT_COLUMNS, feature_revenue_impact, stratified_difference
 from orchestration.behaviour.assets import SCHEMA
+from orchestration.resources import WarehouseResource
 from orchestration.warehouse import read_sql, replace_table
 from tests.metrics_dbt import build_or_fail, land_events, query
 
@@ -141,7 +141,7 @@ def test_table_has_a_row_per_feature_and_no_nan_when_degenerate(tmp_path):
     assert g.implied_revenue == 0.0
     assert h.persons == 0 and h.note == "no persons" and pd.isna(h.adoption_rate)
     # Written as the asset writes it: missing values are SQL NULL, never NaN.
-    resource = DuckDBResource(database=str(tmp_path / "w.duckdb"))
+    resource = WarehouseResource(database=str(tmp_path / "w.duckdb"))
     assert replace_table(resource, "feature_revenue_impact", table, SCHEMA) == 3
     doubles = [c.name for c in SCHEMA.columns if c.type == "DOUBLE"]
     nan = " or ".join(f"isnan({c}) or isinf({c})" for c in doubles)

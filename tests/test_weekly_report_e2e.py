@@ -15,13 +15,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.experiments.tables import replace_table
 from orchestration.reporting import charts
 from orchestration.reporting.assets import REPORT_SELECTION
 from orchestration.reporting.marts import read_marts
-from orchestration.resources import EventSourceResource, build_resources
+from orchestration.resources import EventSourceResource, WarehouseResource, build_resources
 from tests.pipeline import CORE, materialize_days, query
 from tests.report_servers import CHANNEL, PNG_MAGIC, slack_env, smtp_env
 
@@ -79,7 +78,7 @@ def warehouse(tmp_path_factory):
         frame = pd.DataFrame(rows, columns=columns).assign(
             metric_name="activation", metric_type="conversion", is_guardrail=False,
             p_value=lambda f: f.p_value_adjusted)
-        replace_table(DuckDBResource(database=str(path)), "experiment_results", frame)
+        replace_table(WarehouseResource(database=str(path)), "experiment_results", frame)
         yield path
 
 

@@ -9,7 +9,6 @@ are then not built at all (docs/experiments.md, "Why the SRM check blocks").
 import dagster as dg
 import pandas as pd
 import pyarrow.compute as pc
-from dagster_duckdb import DuckDBResource
 
 from ml.experiment_analysis import (
     NO_WINNER,
@@ -25,6 +24,7 @@ from orchestration import metrics_config
 from orchestration.experiments.charts import exposure_figure, lift_figure
 from orchestration.experiments.tables import SCHEMAS, read, replace_table
 from orchestration.reporting.charts import markdown_image, to_png
+from orchestration.resources import WarehouseResource
 
 GROUP = "experiments"
 KINDS = {"python", "duckdb"}
@@ -56,17 +56,18 @@ def _md(frame: pd.DataFrame, floatfmt: str = ".4g") -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=floatfmt))
 
 
-def _exposures(duckdb: DuckDBResource, name: str, columns: str) -> pd.DataFrame:
+def _exposures(duckdb: WarehouseResource, name: str, columns: str) -> pd.DataFrame:
     """The experiment's ``int_experiment_exposures`` rows, only ``columns`` (SQL select list)."""
     return read(
         duckdb,
         f"select {columns} from main.int_experiment_exposures where experiment_name = ?"
         " order by person_id",
         [name],
+        reads=["int_experiment_exposures"],
     )
 
 
-def _analysis_inputs(duckdb: DuckDBResource, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _analysis_inputs(duckdb: WarehouseResource, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The experiment's exposures (person and breakdowns) and outcomes (the columns the analysis
     reads), persons numbered in SQL by their id: the analysis only matches persons, and a
     number crosses from DuckDB in a tenth of the time of an id string (the rest comes through
@@ -77,7 +78,7 @@ def _analysis_inputs(duckdb: DuckDBResource, name: str) -> tuple[pd.DataFrame, p
         " from (select distinct person_id from main.int_experiment_exposures"
         " where experiment_name = $name))"
     )
-    with duckdb.get_connection() as con:
+    with duckdb.reading("int_experiment_exposures", "int_experiment_outcomes") as con:
 
         def frame(sql: str, categories: tuple[str, ...] = ()) -> pd.DataFrame:
             table = con.sql(f"{numbered} {sql}", params={"name": name}).to_arrow_table()
@@ -132,13 +133,17 @@ def _segments(exposures: pd.DataFrame, breakdowns: list[str]) -> pd.DataFrame:
     deps=[EXPOSURES, DAILY],
     metadata={"dagster/column_schema": SCHEMAS["experiment_health"]},
 )
-def experiment_health_asset(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def experiment_health_asset(duckdb: WarehouseResource) -> dg.MaterializeResult:
     """Per experiment and planned variant: persons, planned vs observed share, the sample-ratio
     -mismatch chi-square p-value (flagged below 0.001), persons exposed to more than one variant
     or to an unplanned one (both excluded from results), first and last exposure."""
     config = metrics_config.load_config()
     frames, metadata = [], {}
-    daily = read(duckdb, "select * from main.experiment_exposures_daily")
+    daily = read(
+        duckdb,
+        "select * from main.experiment_exposures_daily",
+        reads=["experiment_exposures_daily"],
+    )
     for experiment in config.experiments:
         health = experiment_health(
             _exposures(duckdb, experiment.name, "variant, exposed_at, has_multiple_variants"),
@@ -183,8 +188,8 @@ def experiment_health_asset(duckdb: DuckDBResource) -> dg.MaterializeResult:
     "between its persons per variant and the planned shares; with one, its results are not "
     "trustworthy and are not built.",
 )
-def experiment_health_srm(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    health = read(duckdb, "select * from main.experiment_health")
+def experiment_health_srm(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    health = read(duckdb, "select * from main.experiment_health", reads=["experiment_health"])
     per_experiment = health.groupby("experiment_name", sort=True).agg(
         srm_p_value=("srm_p_value", "first"),
         srm_detected=("srm_detected", "first"),
@@ -245,7 +250,7 @@ def experiment_health_srm(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         ),
     ],
 )
-def experiment_analysis(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def experiment_analysis(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Both tables come from the same person-level outcomes, so they are built together."""
     config = metrics_config.load_config()
     results, segments, summary = [], [], {}

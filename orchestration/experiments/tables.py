@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from ml.experiment_analysis import HEALTH_COLUMNS, RESULT_COLUMNS, SEGMENT_COLUMNS
 from orchestration import warehouse
+from orchestration.resources import WarehouseResource
 
 _TYPES = {
     "experiment_name": ("VARCHAR", "experiment (config/analytics.yml experiments[].name)"),
@@ -73,7 +73,7 @@ SCHEMAS: dict[str, dg.TableSchema] = {
 }
 
 
-def replace_table(duckdb: DuckDBResource, name: str, frame: pd.DataFrame) -> int:
+def replace_table(duckdb: WarehouseResource, name: str, frame: pd.DataFrame) -> int:
     """Replace ``main.<name>`` with ``frame`` cast to the experiment table's schema."""
     return warehouse.replace_table(duckdb, name, frame, SCHEMAS[name])
 

@@ -6,19 +6,22 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
+import duckdb as duckdb_engine
 import pandas as pd
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
 
 from orchestration.ingest.contract import LANDING_COLUMNS, normalize, quarantine_counts
 from orchestration.quality.expectations import validate, warm_up
-from orchestration.resources import EventSourceResource, partition_start_date
+from orchestration.resources import EventSourceResource, WarehouseResource, partition_start_date
+from orchestration.warehouse_postgres import push_csv
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=partition_start_date().isoformat())
 
+# The same statements create the tables on a Postgres warehouse (DBT_TARGET=postgres): times stay
+# `timestamp` (UTC, without time zone) as the contract lands them, varchar is Postgres' text.
 RAW_EVENTS_DDL = """
 create schema if not exists raw;
 create table if not exists raw.events (
@@ -62,7 +65,7 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]]) -> int:
+def land_days(duckdb: WarehouseResource, frames: Iterable[tuple[date, pd.DataFrame]]) -> int:
     """Replace each day's rows in ``raw.events`` with its frame, every day in one transaction:
     idempotent, and a failure anywhere (in the source, in normalizing, in DuckDB) lands nothing.
     Returns the landing's id.
@@ -75,27 +78,25 @@ def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]
     when the run started fetching, cannot serve: two runs can commit in the other order.
 
     ``frames`` may be a generator that fetches each day as it is asked for: it is consumed inside
-    the transaction, one day at a time, so that only a day or two is in memory at once."""
+    the transaction, one day at a time, so that only a day or two is in memory at once.
+
+    On a Postgres warehouse the same happens there (:func:`_land_days_postgres`)."""
+    if duckdb.is_postgres:
+        return _land_days_postgres(duckdb, frames)
     with duckdb.get_connection() as con:
         con.execute(RAW_EVENTS_DDL)
         con.execute("begin transaction")
         try:
-            (landing_id,) = con.execute(
-                "select coalesce(max(landing_id), 0) + 1 from raw.landings"
-            ).fetchone()
-            for day, frame in frames:
-                con.execute("delete from raw.events where partition_date = ?", [day])
-                con.execute(
-                    "insert into raw.landings values (?, ?, ?, ?)",
-                    [landing_id, day, datetime.now(UTC).replace(tzinfo=None), len(frame)],
-                )
-                # Through Arrow: pandas' str columns are Arrow already, so DuckDB reads them
-                # without touching a Python object per value. A relation, not `register`: a
-                # registered table stays alive until the transaction ends (at 40M records, all
-                # the run's days at once: +7 GB), while the relation lets go of it when inserted.
-                table = pa.Table.from_pandas(frame[list(LANDING_COLUMNS)], preserve_index=False)
-                con.from_arrow(table).project(f"*, {landing_id}::bigint").insert_into("raw.events")
-                del table
+            # A relation, not `register`: a registered table stays alive until the transaction
+            # ends (at 40M records, all the run's days at once: +7 GB), while the relation lets
+            # go of it when inserted.
+            landing_id = _write_landing(
+                # DuckDB's parameters are `?`.
+                lambda sql, params: con.execute(sql.replace("%s", "?"), params),
+                lambda rows: rows.insert_into("raw.events"),
+                frames,
+                con.from_arrow,
+            )
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -106,7 +107,57 @@ def land_days(duckdb: DuckDBResource, frames: Iterable[tuple[date, pd.DataFrame]
     return landing_id
 
 
-def land_day(duckdb: DuckDBResource, day: date, frame: pd.DataFrame) -> int:
+def _land_days_postgres(
+    warehouse: WarehouseResource, frames: Iterable[tuple[date, pd.DataFrame]]
+) -> int:
+    """:func:`land_days` on Postgres: one transaction, which first locks ``raw.landings`` against
+    other landings (``share row exclusive`` conflicts with itself, not with readers), so that
+    landing ids follow commit order there too; the rows go in by ``COPY``."""
+    with warehouse.postgres_connection() as pg, duckdb_engine.connect(":memory:") as local:
+        with pg.transaction():
+            # Two sessions running `create ... if not exists` at once can both try to create;
+            # the advisory lock makes the second wait and then find the tables.
+            pg.execute("select pg_advisory_xact_lock(hashtext('raw.landings'))")
+            pg.execute(RAW_EVENTS_DDL)
+        with pg.transaction():
+            pg.execute("lock table raw.landings in share row exclusive mode")
+            return _write_landing(
+                pg.execute,
+                lambda rows: push_csv(pg, rows, "raw.events", [*LANDING_COLUMNS, "landing_id"]),
+                frames,
+                local.from_arrow,
+            )
+
+
+def _write_landing(
+    execute: Callable[[str, list], Any],
+    append: Callable[[Any], None],
+    frames: Iterable[tuple[date, pd.DataFrame]],
+    relation: Callable[[pa.Table], Any],
+) -> int:
+    """The landing's statements, in the caller's transaction on either warehouse: take the next
+    landing id, then for each day delete its rows, record it in ``raw.landings`` and append the
+    frame's rows with the id (``execute`` runs SQL with ``%s`` parameters and returns something
+    to fetch from; ``relation`` makes a DuckDB relation of an Arrow table, and ``append`` writes
+    one to ``raw.events``). Returns the landing id."""
+    [(landing_id,)] = execute(
+        "select coalesce(max(landing_id), 0) + 1 from raw.landings", []
+    ).fetchall()
+    for day, frame in frames:
+        execute("delete from raw.events where partition_date = %s", [day])
+        execute(
+            "insert into raw.landings values (%s, %s, %s, %s)",
+            [landing_id, day, datetime.now(UTC).replace(tzinfo=None), len(frame)],
+        )
+        # Through Arrow: pandas' str columns are Arrow already, so DuckDB reads them without
+        # touching a Python object per value.
+        table = pa.Table.from_pandas(frame[list(LANDING_COLUMNS)], preserve_index=False)
+        append(relation(table).project(f"*, {landing_id}::bigint"))
+        del table
+    return landing_id
+
+
+def land_day(duckdb: WarehouseResource, day: date, frame: pd.DataFrame) -> int:
     """Replace the day's rows in ``raw.events`` with ``frame`` in one transaction (idempotent)."""
     return land_days(duckdb, [(day, frame)])
 
@@ -147,7 +198,7 @@ def prepared_ahead(days: list[date], prepare: Callable[[date], T]) -> Iterator[t
 def raw_events(
     context: dg.AssetExecutionContext,
     event_source: EventSourceResource,
-    duckdb: DuckDBResource,
+    duckdb: WarehouseResource,
 ):
     warm_up()  # the gate's import of Great Expectations, while the days land
     source = event_source.get_source()

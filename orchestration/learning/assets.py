@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from ml.errors import InsufficientDataError
 from ml.features import (
@@ -38,6 +37,7 @@ from orchestration.learning.tables import (
     read_users,
     replace_table,
 )
+from orchestration.resources import WarehouseResource
 
 GROUP = "learning"
 KINDS = {"python", "scikitlearn", "duckdb"}
@@ -63,12 +63,12 @@ def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=floatfmt))
 
 
-def _written(duckdb: DuckDBResource, name: str, frame: pd.DataFrame) -> dict:
+def _written(duckdb: WarehouseResource, name: str, frame: pd.DataFrame) -> dict:
     return {"dagster/row_count": replace_table(duckdb, name, frame)}
 
 
 def _insufficient(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, name: str, reason: str
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, name: str, reason: str
 ) -> dict:
     """An empty table with the reason, instead of a result that means nothing."""
     context.log.warning(f"{name}: insufficient data, table written empty: {reason}")
@@ -78,14 +78,14 @@ def _insufficient(
     }
 
 
-def _event_log(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> EventLog:
+def _event_log(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> EventLog:
     """``fct_events`` with the purchases' properties (user_segments' revenue), once per run."""
     return once_per_run(
         context, duckdb, "event_log", lambda: read_event_log(duckdb, properties_of=[REVENUE_EVENT])
     )
 
 
-def _levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource, funnel) -> pd.DataFrame:
+def _levels(context: dg.AssetExecutionContext, duckdb: WarehouseResource, funnel) -> pd.DataFrame:
     events = _event_log(context, duckdb)
     return once_per_run(
         context,
@@ -95,7 +95,7 @@ def _levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource, funnel) -
     )
 
 
-def _funnel_inputs(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def _funnel_inputs(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     funnel = learning_funnel()
     users = once_per_run(context, duckdb, "users", lambda: read_users(duckdb))
     return funnel, _event_log(context, duckdb), users, _levels(context, duckdb, funnel)
@@ -130,7 +130,7 @@ def _funnel_metadata(funnel) -> dict:
         ),
     ],
 )
-def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def friction(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """The friction tables and the UX recommendations are built together: all of them come from
     the behaviour of every funnel entrant at each step (a million persons' events at scale, the
     costly part), and the recommendations name the friction clusters of this same run."""
@@ -164,7 +164,7 @@ def friction(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     yield _ux_result(context, duckdb, funnel, behaviour, result)
 
 
-def _friction_results(duckdb: DuckDBResource, funnel, result) -> Iterator[dg.MaterializeResult]:
+def _friction_results(duckdb: WarehouseResource, funnel, result) -> Iterator[dg.MaterializeResult]:
     by_step = result.profiles.groupby("step", sort=False).agg(
         k=("k", "first"), silhouette=("silhouette", "first"), dropped=("persons", "sum")
     )
@@ -203,7 +203,7 @@ def _friction_results(duckdb: DuckDBResource, funnel, result) -> Iterator[dg.Mat
 
 
 def _ux_result(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, funnel, behaviour, friction
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, funnel, behaviour, friction
 ) -> dg.MaterializeResult:
     """``ux_recommendations`` from the step behaviour, naming the clusters of ``friction`` (a
     :class:`ml.friction.FrictionResult`, or None when no step could be clustered)."""
@@ -257,7 +257,7 @@ def _ux_result(
     deps=[EVENTS],
     metadata={"dagster/column_schema": SCHEMAS["user_recommendations"]},
 )
-def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Top-10 features to try for each person who used one: implicit-feedback ALS, evaluated on
     a time split against the popularity baseline (ml/recommendations.py)."""
     interactions = interactions_from_events(_event_log(context, duckdb))
@@ -297,7 +297,7 @@ def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: DuckDB
     deps=[EVENTS, USERS],
     metadata={"dagster/column_schema": SCHEMAS["conversion_predictions"]},
 )
-def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Each funnel entrant's probability of completing the funnel, judged from their first day:
     logistic regression and a decision tree on a stratified 70/30 split (ml/prediction.py).
     The blocking check conversion_prediction_auc_above_chance scores the held-out rows."""
@@ -338,7 +338,7 @@ def conversion_predictions_asset(context: dg.AssetExecutionContext, duckdb: Duck
     deps=[EVENTS],
     metadata={"dagster/column_schema": SCHEMAS["user_segments"]},
 )
-def user_segments_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def user_segments_asset(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Behavioural segments of every person: k-means on events, sessions, active days,
     conversion and revenue, k by silhouette (ml/segmentation.py)."""
     funnel = learning_funnel()
@@ -378,7 +378,7 @@ def user_segments_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     deps=[EVENTS],
     metadata={"dagster/column_schema": SCHEMAS["event_patterns"]},
 )
-def event_patterns_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def event_patterns_asset(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Association rules between the events persons do (FP-growth over each person's set of
     events; ml/patterns.py), strongest lift first."""
     try:

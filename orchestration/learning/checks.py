@@ -7,13 +7,13 @@ could not support the model, the check fails with the reason the asset recorded.
 """
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 from sklearn.metrics import roc_auc_score
 
 from ml.errors import InsufficientDataError
 from ml.prediction import auc_clearly_above_chance, auc_confidence_interval
 from orchestration.jobs import WAREHOUSE_POOL
 from orchestration.learning.tables import read_table
+from orchestration.resources import WarehouseResource
 
 MODELS = {"logistic": "p_logistic", "tree": "p_tree"}
 
@@ -35,7 +35,7 @@ def _why_empty(context: dg.AssetCheckExecutionContext, asset: str) -> str:
     "95% Hanley-McNeil interval exceeds 0.5 (ml.prediction.auc_clearly_above_chance).",
 )
 def conversion_prediction_auc_above_chance(
-    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetCheckExecutionContext, duckdb: WarehouseResource
 ) -> dg.AssetCheckResult:
     predictions = read_table(duckdb, "conversion_predictions")
     test = predictions[predictions["split"] == "test"]
@@ -83,7 +83,7 @@ def conversion_prediction_auc_above_chance(
     "ranks run 1..n without gaps or repeats, and every row has a recommendation.",
 )
 def ux_recommendations_are_consistent(
-    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetCheckExecutionContext, duckdb: WarehouseResource
 ) -> dg.AssetCheckResult:
     recs = read_table(duckdb, "ux_recommendations")
     if recs.empty:

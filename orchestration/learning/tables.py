@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from ml.errors import InsufficientDataError
 from ml.features import EventLog
 from orchestration import metrics_config, warehouse
+from orchestration.resources import WarehouseResource
 
 SCHEMA = warehouse.SCHEMA
 WORD_BITS = 63  # event names per BIGINT bit mask (the sign bit stays clear)
@@ -104,13 +104,13 @@ SCHEMAS: dict[str, dg.TableSchema] = {
 }
 
 
-def replace_table(duckdb: DuckDBResource, name: str, frame: pd.DataFrame) -> int:
+def replace_table(duckdb: WarehouseResource, name: str, frame: pd.DataFrame) -> int:
     """Replace ``main.<name>`` with ``frame`` cast to the learning table's schema."""
     return warehouse.replace_table(duckdb, name, frame, SCHEMAS[name])
 
 
-def read_table(duckdb: DuckDBResource, name: str) -> pd.DataFrame:
-    with duckdb.get_connection() as con:
+def read_table(duckdb: WarehouseResource, name: str) -> pd.DataFrame:
+    with duckdb.reading(name) as con:
         return con.execute(f"select * from {SCHEMA}.{warehouse.quote(name)}").df()
 
 
@@ -118,7 +118,7 @@ _RUN_INPUTS: dict = {}
 
 
 def once_per_run(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, name: Hashable, read: Callable
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, name: Hashable, read: Callable
 ):
     """``read()`` the first time a run asks for ``name`` from this warehouse; the same object
     when another asset of the run asks again.
@@ -128,7 +128,7 @@ def once_per_run(
     funnel. The pipeline runs in one process, so its assets share; an asset run alone reads for
     itself. Only the latest run's inputs are kept, and nobody may modify what this returns.
     """
-    run = (context.run.run_id, duckdb.database)
+    run = (context.run.run_id, duckdb.identity)
     if _RUN_INPUTS.get("run") != run:
         _RUN_INPUTS.clear()
         _RUN_INPUTS["run"] = run
@@ -143,7 +143,7 @@ def _event_names(con) -> list[str]:
     return [name for (name,) in con.execute(query).fetchall()]
 
 
-def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) -> EventLog:
+def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ()) -> EventLog:
     """``fct_events`` as an :class:`ml.features.EventLog`, with the JSON properties of the events
     called one of ``properties_of`` (the models read no others).
 
@@ -152,7 +152,7 @@ def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) ->
     (person_id, session_id); two of the warehouse's few million sessions sharing one is a
     one-in-a-million chance per run, and would merge them in the session counts.
     """
-    with duckdb.get_connection() as con:
+    with duckdb.reading("fct_events") as con:
         con.execute(
             "create temp table learning_persons as select person_id,"
             " (row_number() over (order by person_id) - 1)::integer as person"
@@ -184,12 +184,12 @@ def read_event_log(duckdb: DuckDBResource, properties_of: Sequence[str] = ()) ->
     )
 
 
-def read_event_sets(duckdb: DuckDBResource) -> tuple[pd.DataFrame, np.ndarray]:
+def read_event_sets(duckdb: WarehouseResource) -> tuple[pd.DataFrame, np.ndarray]:
     """Each person's set of event names in ``fct_events``, as the distinct sets (one boolean
     column per event name, sorted) with the number of persons who have each: the baskets of
     :func:`ml.patterns.frequent_patterns`. The sets are built in SQL as bit masks, one BIGINT
     word per 63 event names, so no per-person row leaves DuckDB."""
-    with duckdb.get_connection() as con:
+    with duckdb.reading("fct_events") as con:
         names = _event_names(con)
         if not names:
             raise InsufficientDataError("no events to build baskets from")
@@ -213,10 +213,10 @@ def read_event_sets(duckdb: DuckDBResource) -> tuple[pd.DataFrame, np.ndarray]:
     )
 
 
-def read_users(duckdb: DuckDBResource) -> pd.DataFrame:
+def read_users(duckdb: WarehouseResource) -> pd.DataFrame:
     """``dim_users``' segment columns, in person order (through Arrow: DuckDB's own DataFrame
     conversion of a million strings takes three times as long)."""
-    with duckdb.get_connection() as con:
+    with duckdb.reading("dim_users") as con:
         return (
             con.sql(
                 "select person_id, first_platform, country, first_utm_source"

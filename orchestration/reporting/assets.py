@@ -18,31 +18,26 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from orchestration import settings
 from orchestration.reporting import charts as report_charts
 from orchestration.reporting.content import ReportData, build_report_data
 from orchestration.reporting.email import EmailDeliveryError, EmailSettings, send_report_email
 from orchestration.reporting.ledger import DeliveryLedger
-from orchestration.reporting.marts import read_experiments, read_marts, read_ux_recommendations
+from orchestration.reporting.marts import (
+    REPORT_TABLES,
+    read_experiments,
+    read_marts,
+    read_ux_recommendations,
+)
 from orchestration.reporting.render import render_html, render_markdown, write_report
 from orchestration.reporting.slack import SlackDeliveryError, SlackReporter, SlackSettings
-from orchestration.resources import partition_start_date
+from orchestration.resources import WarehouseResource, partition_start_date
 
 GROUP = "reporting"
-# The marts the report reads. experiment_results (orchestration/experiments) is read when the
-# table exists; add it here once its asset is in the graph, so that lineage shows it.
-REPORT_DEPS = [
-    "fct_events",
-    "dim_users",
-    "funnel_conversion",
-    "retention_cohorts",
-    "active_users",
-    "ux_recommendations",
-    # Downstream of the blocking SRM check: a broken experiment assignment never reaches a reader.
-    "experiment_results",
-]
+# The tables the report reads, as its upstream assets: experiment_results is downstream of the
+# blocking SRM check, so a broken experiment assignment never reaches a reader.
+REPORT_DEPS = list(REPORT_TABLES)
 HAS_EVENTS_CHECK = "weekly_report_week_has_events"
 
 
@@ -121,10 +116,10 @@ def _headline_metadata(data: ReportData) -> dict[str, float]:
     "Markdown under REPORTS_DIR/<week>/.",
 )
 def weekly_report(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource
 ) -> dg.MaterializeResult:
     week = date.fromisoformat(context.partition_key)
-    with duckdb.get_connection() as con:
+    with duckdb.reading(*REPORT_TABLES) as con:
         marts = read_marts(con, week)
         ux = read_ux_recommendations(con)
         experiments = read_experiments(con)

@@ -14,6 +14,17 @@ import pandas as pd
 
 SCHEMA = "main"
 WEEK = timedelta(days=7)
+# Every table the readers below use: the report's upstream assets, and what is copied from a
+# Postgres warehouse.
+REPORT_TABLES = (
+    "fct_events",
+    "dim_users",
+    "funnel_conversion",
+    "retention_cohorts",
+    "active_users",
+    "ux_recommendations",
+    "experiment_results",
+)
 
 # Optional tables: the report's column -> the candidate columns of the table, first found wins.
 EXPERIMENT_COLUMNS = {

@@ -6,8 +6,7 @@ run, and it is read again at each run and passed to ``dbt build`` as ``--vars``,
 effect on the next run. The metrics marts get their headline numbers and a chart as metadata.
 """
 
-from collections.abc import Iterator, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -17,7 +16,6 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
-from dagster_duckdb import DuckDBResource
 
 from orchestration import metrics_config
 from orchestration.metrics.reports import REPORTS, headline_entries, missing_steps_message
@@ -64,28 +62,30 @@ translator = AnalyticsDbtTranslator(
 )
 
 
-def _preview(con: Any, relation: str, limit: int = 10) -> dict[str, Any]:
-    count = con.execute(f"select count(*) from {relation}").fetchone()[0]
-    head = con.execute(f"select * from {relation} limit {limit}").df()
+def _preview(query: Callable[[str], Any], relation: str, limit: int = 10) -> dict[str, Any]:
+    count = query(f"select count(*) as row_count from {relation}").iloc[0, 0]
+    head = query(f"select * from {relation} limit {limit}")
     metadata = {
         "dagster/row_count": int(count),
         "preview": dg.MetadataValue.md(head.to_markdown(index=False)),
     }
     report = REPORTS.get(relation.split(".")[-1].strip('"'))
     if report is not None:
-        built = report(con.execute(f"select * from {relation}").df())
+        built = report(query(f"select * from {relation}"))
         metadata.update(headline_entries(built.headline))
         metadata["chart"] = dg.MetadataValue.md(built.chart_markdown)
     return metadata
 
 
-def _missing_funnel_steps(duckdb: DuckDBResource) -> list[tuple]:
+def _missing_funnel_steps(duckdb: WarehouseResource) -> list[tuple]:
     """Configured funnel steps with no event, read from the model the blocking dbt test checks."""
-    with duckdb.get_connection() as con:
-        return con.execute(
-            "select funnel_name, step_index, step_name from int_funnel_step_occurrences"
+    with duckdb.querying() as query:
+        frame = query(
+            "select funnel_name, step_index, step_name"
+            f" from {duckdb.models_schema}.int_funnel_step_occurrences"
             " where occurrences = 0 order by funnel_name, step_index"
-        ).fetchall()
+        )
+    return list(frame.itertuples(index=False, name=None))
 
 
 # Only materialized relations get a count and a preview: on a view, each would recompute the
@@ -94,14 +94,11 @@ PREVIEWED_MATERIALIZATIONS = {"table", "incremental"}
 
 
 def _with_table_metadata(
-    events: list[Any], duckdb: DuckDBResource, context: dg.AssetExecutionContext
+    events: list[Any], duckdb: WarehouseResource, context: dg.AssetExecutionContext
 ) -> Iterator[Any]:
     """Row counts and a preview for each built table, read after dbt has let go of DuckDB (dbt runs
     in its own process and DuckDB admits one writer, so we cannot read while it builds)."""
-    if not dbt_project_target_is_duckdb():
-        yield from events
-        return
-    with duckdb.get_connection() as con:
+    with duckdb.querying() as query:
         for event in events:
             if isinstance(event, dg.Output):
                 props = context.assets_def.metadata_by_key.get(
@@ -111,20 +108,18 @@ def _with_table_metadata(
                     "dagster/table_name"
                 )
                 materialized = props.get("dagster-dbt/materialization_type")
-                # schema.table: the catalog in the manifest is the DuckDB file name at parse time.
-                relation = ".".join(str(identifier).split(".")[-2:]) if identifier else None
+                # On DuckDB schema.table (the catalog in the manifest is the DuckDB file name at
+                # parse time); on Postgres every model is in the target's one schema.
+                parts = str(identifier).split(".")[-2:] if identifier else None
+                if parts and duckdb.is_postgres:
+                    parts = [duckdb.models_schema, parts[-1]]
+                relation = ".".join(parts) if parts else None
                 if relation and materialized in PREVIEWED_MATERIALIZATIONS:
                     try:
-                        event = event.with_metadata({**event.metadata, **_preview(con, relation)})
+                        event = event.with_metadata({**event.metadata, **_preview(query, relation)})
                     except Exception as error:  # a preview must never fail the build
                         context.log.warning(f"no preview for {relation}: {error}")
             yield event
-
-
-def dbt_project_target_is_duckdb() -> bool:
-    from orchestration import settings
-
-    return settings.get("DBT_TARGET") == "duckdb"
 
 
 def _failed_dbt_nodes(invocation: Any) -> set[str]:
@@ -180,7 +175,7 @@ def analytics_dbt_models(
     """
     metrics = metrics_config.load_config()
     # dbt opens the DuckDB file in its own process: hold the warehouse lock while it runs.
-    with duckdb.exclusive() if dbt_project_target_is_duckdb() else nullcontext():
+    with duckdb.exclusive():  # a no-op on Postgres
         invocation = dbt.cli(
             [
                 "build",
@@ -197,9 +192,7 @@ def analytics_dbt_models(
         return
     failed = _failed_dbt_nodes(invocation)
     missing = (
-        _missing_funnel_steps(duckdb)
-        if MISSING_STEP_TEST in failed and dbt_project_target_is_duckdb()
-        else []
+        _missing_funnel_steps(duckdb) if MISSING_STEP_TEST in failed else []
     )
     message = f"{missing_steps_message(missing)} (config: {metrics.path})" if missing else ""
     if message:
