@@ -14,7 +14,7 @@ cannot do.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,28 +59,26 @@ def qualified(schema: str, name: str) -> str:
 
 
 @contextmanager
-def _scratch_file(suffix: str = ".csv") -> Iterator[Path]:
+def _scratch_file() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="warehouse-copy-") as folder:
-        yield Path(folder) / f"copy{suffix}"
+        yield Path(folder) / "copy.csv"
 
 
 def relation_exists(pg: Any, schema: str, name: str) -> bool:
     return pg.execute("select to_regclass(%s) is not null", [qualified(schema, name)]).fetchone()[0]
 
 
-def pull(pg: Any, duck: Any, query: str, target: str, params: Iterable[Any] = ()) -> int:
+def pull(pg: Any, duck: Any, query: str, target: str) -> None:
     """Create the DuckDB table ``target`` (qualified) holding the rows of Postgres ``query``, with
-    the column types of its result; returns the row count."""
+    the column types of its result."""
     with pg.cursor() as cur:
-        cur.execute(f"select * from ({query}) as pulled limit 0", list(params))
+        cur.execute(f"select * from ({query}) as pulled limit 0")
         columns = {
             column.name: DUCKDB_TYPE_OF_OID.get(column.type_code, "VARCHAR")
             for column in cur.description
         }
         with _scratch_file() as path:
-            with path.open("wb") as out, cur.copy(
-                f"copy ({query}) to stdout (format csv)", list(params)
-            ) as copy:
+            with path.open("wb") as out, cur.copy(f"copy ({query}) to stdout (format csv)") as copy:
                 for chunk in copy:
                     out.write(chunk)
             duck.execute(
@@ -89,8 +87,6 @@ def pull(pg: Any, duck: Any, query: str, target: str, params: Iterable[Any] = ()
                 " allow_quoted_nulls = false, columns = ?)",
                 [str(path), columns],
             )
-    # fetchall: DuckDB 2 keeps a result that fetchone() left open, and refuses the next query.
-    return duck.execute(f"select count(*) from {target}").fetchall()[0][0]
 
 
 def push_csv(pg: Any, duck_relation: Any, table: str, columns: list[str]) -> None:

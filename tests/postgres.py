@@ -222,6 +222,12 @@ def postgres_rows(database: PostgresDatabase, relation: str) -> tuple[list[str],
         return [d.name for d in cursor.description], canonical_rows(cursor.fetchall())
 
 
+def without_columns(columns: list[str], rows: list[tuple], dropped: set[str]) -> list[tuple]:
+    """``rows`` without the values of the ``dropped`` columns (``columns`` names them in order)."""
+    kept = [i for i, column in enumerate(columns) if column not in dropped]
+    return [tuple(row[i] for i in kept) for row in rows]
+
+
 def row_differences(left: list[tuple], right: list[tuple], tolerance: float = 1e-9) -> list[str]:
     """Human-readable differences between two canonical row lists (empty when they match)."""
     if len(left) != len(right):

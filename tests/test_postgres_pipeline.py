@@ -30,6 +30,7 @@ from tests.postgres import (
     postgres_rows,
     row_differences,
     temporary_database,
+    without_columns,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -51,10 +52,6 @@ WRITE_TIME_COLUMNS = {
     "dim_users": {"loaded_at"},
 }
 
-
-def _without(columns: list[str], rows: list[tuple], dropped: set[str]) -> list[tuple]:
-    kept = [i for i, column in enumerate(columns) if column not in dropped]
-    return [tuple(row[i] for i in kept) for row in rows]
 
 
 def _run(instance: dg.DagsterInstance, reports: Path, patch: pytest.MonkeyPatch) -> dict:
@@ -155,7 +152,7 @@ def test_same_rows_on_both_warehouses(runs, relation: str):
     assert pg_columns == duck_columns
     assert duck, f"{relation} is empty on DuckDB: the comparison would prove nothing"
     skipped = WRITE_TIME_COLUMNS.get(relation, set())
-    duck, pg = (_without(duck_columns, rows, skipped) for rows in (duck, pg))
+    duck, pg = (without_columns(duck_columns, rows, skipped) for rows in (duck, pg))
     assert row_differences(duck, pg, tolerance=1e-9) == []
 
 
@@ -199,7 +196,7 @@ def test_landing_again_on_postgres_replaces_the_days_and_keeps_the_models(runs, 
     relanded = {*WRITE_TIME_COLUMNS["fct_events"], "landing_id"}
     after_columns, after = postgres_rows(database, f"{SCHEMA}.fct_events")
     assert after_columns == columns
-    assert _without(columns, after, relanded) == _without(columns, before, relanded)
+    assert without_columns(columns, after, relanded) == without_columns(columns, before, relanded)
     day, landing = columns.index("partition_date"), columns.index("landing_id")
     assert {(r[day] >= date(2026, 9, 20), r[landing]) for r in after} == {(False, 1), (True, 2)}
     assert not runs["untouched"].exists()
