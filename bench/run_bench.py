@@ -213,11 +213,20 @@ def step_stages(instance, run_id: str, group_of_step: dict[str, str]) -> list[St
 
 
 def generate(
-    scale: int, days: int, seed: int, start: date, parquet_dir: Path, activity: float
+    scale: int,
+    days: int,
+    seed: int,
+    start: date,
+    parquet_dir: Path,
+    activity: float,
+    keep_simulation: bool,
 ) -> dict:
+    """Simulates the demo and writes a Parquet file per day. ``keep_simulation``: keep the
+    simulated arrays cached for a demo source in this process; otherwise they are let go (about
+    1 GB at 40M records), so that the pipeline's peak memory does not carry them."""
     import pyarrow.parquet as pq
 
-    from orchestration.ingest.demo import DemoConfig, DemoSource, event_count
+    from orchestration.ingest.demo import DemoConfig, DemoSource, _generated, event_count
 
     config = DemoConfig(persons=scale, days=days, start=start, seed=seed, activity=activity)
     source = DemoSource(config)
@@ -227,6 +236,8 @@ def generate(
     parquet_dir.mkdir(parents=True, exist_ok=True)
     for day in source.available_days():
         pq.write_table(source.fetch_table(day), parquet_dir / f"{day.isoformat()}.parquet")
+    if not keep_simulation:
+        _generated.cache_clear()
     return {
         "records": records,
         "simulate_seconds": simulated,
@@ -258,15 +269,20 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
     from orchestration.definitions import defs
     from orchestration.resources import EventSourceResource, build_resources
 
-    # The job's own assets, checks and resources; only the demo source is sized here (passed as
-    # config, not DEMO_* variables, which the resource reads as strings).
-    source = EventSourceResource(
-        kind="demo",
-        demo_persons=int(os.environ["BENCH_PERSONS"]),
-        demo_days=int(os.environ["BENCH_DAYS"]),
-        demo_start=os.environ["BENCH_START"],
-        demo_activity=os.environ["BENCH_ACTIVITY"],
-    )
+    # The job's own assets, checks and resources; only the source is set here. `file`: the file
+    # source reads the Parquet that `generate` wrote, as a user's daily exports would be read.
+    # `demo`: the generator runs inside the ingest step (sized as config, not DEMO_* variables,
+    # which the resource reads as strings), so the ingest also pays for making the records.
+    if os.environ["BENCH_SOURCE"] == "file":
+        source = EventSourceResource(kind="file", path=os.environ["BENCH_PARQUET"])
+    else:
+        source = EventSourceResource(
+            kind="demo",
+            demo_persons=int(os.environ["BENCH_PERSONS"]),
+            demo_days=int(os.environ["BENCH_DAYS"]),
+            demo_start=os.environ["BENCH_START"],
+            demo_activity=os.environ["BENCH_ACTIVITY"],
+        )
     group_of_step = {}
     for assets_def in defs.assets or []:
         if isinstance(assets_def, dg.AssetsDefinition) and assets_def.group_names_by_key:
@@ -333,6 +349,7 @@ def bench(
     workdir: Path | None = None,
     daily: bool = True,
     activity: float = BENCH_ACTIVITY,
+    source: str = "demo",
 ) -> dict:
     """Run the whole bench; returns the results (also what is written as JSON). The seed is the
     demo's default (the event source resource has no seed setting), so runs are reproducible."""
@@ -352,17 +369,21 @@ def bench(
         os.environ.pop(name, None)
     os.environ.update(
         {
-            "ANALYTICS_SOURCE": "demo",
+            "ANALYTICS_SOURCE": source,
             "BENCH_PERSONS": str(scale),
             "BENCH_DAYS": str(days),
             "BENCH_START": start.isoformat(),
             "BENCH_ACTIVITY": repr(float(activity)),
+            "BENCH_SOURCE": source,
+            "BENCH_PARQUET": str(workdir / "parquet"),
             "DUCKDB_DATABASE": str(workdir / "warehouse.duckdb"),
             "DAGSTER_HOME": str(workdir / "dagster_home"),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
         }
     )
+    if source == "file":
+        os.environ["ANALYTICS_SOURCE_PATH"] = str(workdir / "parquet")
     (workdir / "dagster_home").mkdir(parents=True, exist_ok=True)
     (workdir / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     sampler = MemorySampler()
@@ -371,7 +392,9 @@ def bench(
         import dagster as dg
 
         t0 = time.time()
-        generated = generate(scale, days, seed, start, workdir / "parquet", activity)
+        generated = generate(
+            scale, days, seed, start, workdir / "parquet", activity, source == "demo"
+        )
         t1 = time.time()
         floor = raw_floor(workdir / "parquet")
         # What a deploy does once (make manifest): dbt parse in the runs' environment, so that each
@@ -405,6 +428,7 @@ def bench(
         "scale": scale,
         "days": days,
         "activity": activity,
+        "source": source,
         "seed": seed,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -448,7 +472,8 @@ def _mb(n: int) -> str:
 def format_table(out: dict) -> str:
     lines = [
         f"Bench: {out['scale']:,} persons x {out['days']} days, "
-        f"{out['generate']['records']:,} records at activity {out['activity']} "
+        f"{out['generate']['records']:,} records at activity {out['activity']}, "
+        f"ingested from the {out.get('source', 'demo')} source "
         f"(seed {out['seed']}, {out['machine']['cpus']} cpus)",
         "",
         f"{'stage':<58} {'seconds':>9} {'peak MB':>9}",
@@ -520,6 +545,14 @@ def main(argv: list[str] | None = None) -> int:
         " in 30 days; 1 is the demo's own, about 5.7; env ACTIVITY)",
     )
     parser.add_argument(
+        "--source",
+        choices=("file", "demo"),
+        default=os.environ.get("SOURCE", "demo"),
+        help="what the ingest reads: 'demo' (default, as every earlier run), the generator"
+        " itself, run again inside the ingest; 'file', the generated Parquet through the file"
+        " source, as a user's daily exports (env SOURCE)",
+    )
+    parser.add_argument(
         "--no-daily", action="store_true", help="skip the one-day run after the first"
     )
     parser.add_argument(
@@ -530,7 +563,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     out = bench(
-        args.scale, args.days, workdir=args.keep, daily=not args.no_daily, activity=args.activity
+        args.scale,
+        args.days,
+        workdir=args.keep,
+        daily=not args.no_daily,
+        activity=args.activity,
+        source=args.source,
     )
     print(format_table(out))
     path = args.output or RESULTS_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

@@ -61,6 +61,88 @@ def test_csv_and_parquet(tmp_path, suffix):
     assert landed.set_index("event_id").loc["3", "properties"] == '{"plan":"pro"}'
 
 
+def test_a_folder_of_daily_exports_is_read_by_day_with_typed_times(tmp_path):
+    """CSV and Parquet files are read column-wise and only for the days they hold: each record
+    lands on the UTC day of its time whatever file it sits in, a Parquet file's timestamps count
+    (naive ones as UTC), and a record whose time does not parse goes to the first day any file
+    covers, with the JSON-lines records of the same folder."""
+    pd.DataFrame(
+        {
+            "event_id": ["p1", "p2", "p3"],
+            "event_name": ["signup", "activate", "activate"],
+            # 23:30 at UTC-3 is 02:30 UTC on the 3rd
+            "event_time": pd.to_datetime(
+                ["2026-09-02T10:00:00-03:00", "2026-09-02T23:30:00-03:00",
+                 "2026-09-03T00:00:00Z"], format="ISO8601", utc=True
+            ).tz_convert("America/Sao_Paulo"),
+            "user_id": ["u1", "u2", "u3"],
+        }
+    ).to_parquet(tmp_path / "b-aware.parquet")
+    pd.DataFrame(
+        {
+            "event_id": ["n1", None],
+            "event_name": ["signup", "signup"],
+            "event_time": pd.to_datetime(["2026-09-03T23:59:59", "2026-09-04T00:00:00"]),
+            "user_id": ["u4", "u5"],
+        }
+    ).to_parquet(tmp_path / "c-naive.parquet")
+    (tmp_path / "a.csv").write_text(
+        "event_id,event_name,event_time,anonymous_id,properties\n"
+        'c1,page_view,2026-09-04T01:00:00+02:00,a1,"{""plan"": ""pro""}"\n'
+        "c2,page_view,not a time,a2,\n"
+        "c3,page_view,,a3,\n"
+    )
+    (tmp_path / "d.jsonl").write_text(json.dumps(RECORDS[0]) + "\n{broken\n")
+    source = FileSource(tmp_path)
+    assert source.available_days() == [date(2026, 9, d) for d in (1, 2, 3, 4)]
+
+    def ids(day):
+        frame = source.fetch_day(date(2026, 9, day))
+        return sorted(frame["event_id"].fillna("-").tolist())
+
+    # The 1st is the first day covered (by the JSON-lines record): the unplaceable c2 and c3 and
+    # the broken line ("-", no id) go there.
+    assert ids(1) == ["-", "1", "c2", "c3"]
+    assert ids(2) == ["p1"]
+    assert ids(3) == ["c1", "n1", "p2", "p3"]  # c1: 01:00+02:00 is 23:00 UTC on the 3rd
+    assert ids(4) == ["-"]  # the naive midnight, without an id (normalize derives one)
+    assert source.fetch_day(date(2026, 9, 5)).empty
+    landed = normalize(source.fetch_day(date(2026, 9, 3)), source="file", fetch_day=None)
+    times = landed.set_index("event_id")["event_time"].astype(str).to_dict()
+    assert times == {
+        "c1": "2026-09-03 23:00:00", "n1": "2026-09-03 23:59:59",
+        "p2": "2026-09-03 02:30:00", "p3": "2026-09-03 00:00:00",
+    }
+    assert landed["quarantine_reason"].isna().all()
+    first = normalize(source.fetch_day(date(2026, 9, 1)), source="file", fetch_day=None)
+    reasons = first.set_index(first["event_id"])["quarantine_reason"]
+    assert reasons["c2"] == reasons["c3"] == "unparseable event_time"
+
+
+def test_the_demos_daily_parquet_read_back_gives_each_day_its_records(tmp_path):
+    """What ``make bench SOURCE=file`` ingests: the demo's days written as Parquet and read by the
+    file source give every day the demo's own records, except that a record whose time does not
+    parse goes to the first day (a file has no fetch day to keep it on)."""
+    import pyarrow.parquet as pq
+
+    demo = DemoSource(SMALL)
+    for day in demo.available_days():
+        pq.write_table(demo.fetch_table(day), tmp_path / f"{day.isoformat()}.parquet")
+    files = FileSource(tmp_path)
+    assert files.available_days() == demo.available_days()
+    unparseable = set()
+    for day in demo.available_days():
+        expected = demo.fetch_day(day)
+        bad = pd.to_datetime(expected["event_time"], format="ISO8601", errors="coerce").isna()
+        unparseable |= set(expected.loc[bad, "event_id"])
+        got = set(files.fetch_day(day)["event_id"])
+        if day != SMALL.start:
+            assert got == set(expected.loc[~bad, "event_id"]), day
+    assert len(unparseable) >= SMALL.days - 1
+    first = set(files.fetch_day(SMALL.start)["event_id"])
+    assert unparseable <= first
+
+
 def test_source_selection_errors(tmp_path):
     with pytest.raises(SourceConfigError, match="ANALYTICS_SOURCE_PATH"):
         build_source({"ANALYTICS_SOURCE": "file"})

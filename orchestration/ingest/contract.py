@@ -156,7 +156,7 @@ def normalize(
         return records[name] if name in records.columns else pd.Series([None] * n, dtype=object)
 
     cleaned = {c: _clean_text_column(column(c)) for c in (*_ID_COLUMNS, *_TEXT_COLUMNS)}
-    event_time = _event_time_column(column("event_time"))
+    event_time = event_time_column(column("event_time"))
     properties = _properties_column(column("properties"))
     preset = column("quarantine_reason")
     if preset.isna().all():
@@ -257,6 +257,8 @@ def _strings(series: pd.Series) -> pa.Array:
     """A text column as an Arrow string array (missing values null)."""
     if isinstance(series.dtype, pd.StringDtype):
         values = pa.array(series.array)
+        if isinstance(values, pa.ChunkedArray):  # a column of concatenated frames
+            values = values.combine_chunks()
         return values if values.type == _STRING else values.cast(_STRING)
     return pa.array(series.where(series.notna(), None).tolist(), type=_STRING)
 
@@ -269,12 +271,18 @@ def _clean_text_column(series: pd.Series) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, _STRING), trimmed)
 
 
-def _event_time_column(series: pd.Series) -> pd.Series:
+def event_time_column(series: pd.Series) -> pd.Series:
     """:func:`parse_event_time` over a column, as naive UTC ``datetime64[us]`` (NaT: unparseable).
 
-    ISO-8601 strings are parsed together; what that parser rejects (and every non-string) is
+    A column of timestamps (a Parquet file's, say) is converted as a whole, naive ones taken as
+    UTC. ISO-8601 strings are parsed together; what that parser rejects (and every other value) is
     parsed one value at a time by :func:`parse_event_time`, which accepts more forms."""
     n = len(series)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        utc = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
+        return pd.Series(utc.dt.tz_localize(None).to_numpy(), index=range(n)).astype(
+            "datetime64[us]"
+        )
     parsed = pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]")
     todo = np.ones(n, dtype=bool)
     if _is_text(series):
