@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import duckdb
@@ -102,6 +103,26 @@ def event_source_resource() -> EventSourceResource:
 WAREHOUSE_LOCK_WAIT = "Waiting for the warehouse lock"
 
 
+class WarehouseLockTimeout(RuntimeError):
+    """The DuckDB warehouse's lock was not free within ``lock_timeout_seconds``."""
+
+
+class TableSlice(NamedTuple):
+    """The part of a table that a reader uses, for :meth:`WarehouseResource.reading`: on a
+    Postgres warehouse only these columns (all when empty) and the rows ``where`` keeps are
+    copied. On DuckDB the reader reads the table itself and must select and filter in its own
+    queries, so a slice must keep all that its reader's queries ask for. ``where`` is SQL over
+    the table's columns that Postgres runs; values in it are the caller's, never user input."""
+
+    table: str
+    columns: tuple[str, ...] = ()
+    where: str = ""
+
+    def query(self, relation: str) -> str:
+        columns = ", ".join(ident(c) for c in self.columns) or "*"
+        return f"select {columns} from {relation}" + (f" where {self.where}" if self.where else "")
+
+
 class WarehouseResource(DuckDBResource):
     """The warehouse the Python assets read the models from and write their tables to.
 
@@ -124,9 +145,13 @@ class WarehouseResource(DuckDBResource):
     normally sees to, it costs a system call; in the race, the second step waits here and says so.
     The lock is per process and re-entrant (``thread_local=False``): DuckDB lets connections in one
     process share the file, so a step's nested or threaded connections never wait on themselves.
+    The wait has a limit, ``lock_timeout_seconds`` (``WAREHOUSE_LOCK_TIMEOUT``, default an hour):
+    a holder that never lets go (a hung build) fails the waiting step with a clear error instead
+    of stalling every run behind it.
     """
 
     target: str = "duckdb"
+    lock_timeout_seconds: float = 3600.0
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5432
     postgres_user: str = "postgres"
@@ -171,7 +196,14 @@ class WarehouseResource(DuckDBResource):
             log = dg.get_dagster_logger()
             log.info(f"{WAREHOUSE_LOCK_WAIT}: another process has {self.database} open")
             started = time.monotonic()
-            lock.acquire()
+            try:
+                lock.acquire(timeout=self.lock_timeout_seconds)
+            except Timeout:
+                raise WarehouseLockTimeout(
+                    f"waited {self.lock_timeout_seconds:g} s for the warehouse lock"
+                    f" ({self.database}.lock): another process of this project (a run's dbt build"
+                    " or step) still holds it. Stop that run, or raise WAREHOUSE_LOCK_TIMEOUT"
+                ) from None
             log.info(f"Got the warehouse lock after {time.monotonic() - started:.1f} s")
         try:
             yield
@@ -232,26 +264,28 @@ class WarehouseResource(DuckDBResource):
             yield run
 
     @contextmanager
-    def reading(self, *tables: str) -> Iterator:
+    def reading(self, *tables: str | TableSlice) -> Iterator:
         """A DuckDB connection in which each of ``tables`` (models or the Python assets' tables)
         reads as ``main.<table>``.
 
         On DuckDB that is the warehouse itself. On Postgres it is an in-memory DuckDB holding a
         copy of each table that exists in ``postgres_schema`` (a table not built yet is absent,
-        as it would be in the DuckDB warehouse); what is written to it is thrown away."""
+        as it would be in the DuckDB warehouse), or of the part of it that a :class:`TableSlice`
+        names; what is written to it is thrown away."""
         if not self.is_postgres:
             with self.get_connection() as con:
                 yield con
             return
         with duckdb.connect(":memory:", config=dict(self.connection_config)) as con:
             with self.postgres_connection() as pg:
-                for table in tables:
-                    if relation_exists(pg, self.postgres_schema, table):
+                for wanted in tables:
+                    part = wanted if isinstance(wanted, TableSlice) else TableSlice(wanted)
+                    if relation_exists(pg, self.postgres_schema, part.table):
                         pull(
                             pg,
                             con,
-                            f"select * from {qualified(self.postgres_schema, table)}",
-                            f"main.{ident(table)}",
+                            part.query(qualified(self.postgres_schema, part.table)),
+                            f"main.{ident(part.table)}",
                         )
             yield con
 
@@ -277,6 +311,7 @@ def warehouse_resource() -> WarehouseResource:
         database=dg.EnvVar("DUCKDB_DATABASE"),
         connection_config={"memory_limit": settings.get("DUCKDB_MEMORY_LIMIT")},
         target=settings.get("DBT_TARGET"),
+        lock_timeout_seconds=float(settings.get("WAREHOUSE_LOCK_TIMEOUT")),
         **postgres,
     )
 

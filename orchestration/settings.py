@@ -39,6 +39,9 @@ DEFAULTS: dict[str, str] = {
     # pipeline under 8 GB for about a quarter more time in the dbt step there (nothing at 5.75M
     # events; bench/README.md). Raise it on a bigger machine.
     "DUCKDB_MEMORY_LIMIT": "4GB",
+    # How long a step waits for the DuckDB warehouse's lock while another process of the project
+    # holds it (resources.WarehouseResource) before it fails, in seconds.
+    "WAREHOUSE_LOCK_TIMEOUT": "3600",
     # The weekly report: where it is written, the schedules' switch (on|off), its time zone.
     "REPORTS_DIR": str(REPO_ROOT / "reports"),
     "ANALYTICS_SCHEDULES": "on",

@@ -31,7 +31,11 @@ import pytest
 import yaml
 
 from orchestration.jobs import WAREHOUSE_POOL, WAREHOUSE_RUN_TAGS
-from orchestration.resources import WAREHOUSE_LOCK_WAIT, WarehouseResource
+from orchestration.resources import (
+    WAREHOUSE_LOCK_WAIT,
+    WarehouseLockTimeout,
+    WarehouseResource,
+)
 from tests.pipeline import query
 
 REPO = Path(__file__).resolve().parent.parent
@@ -292,6 +296,29 @@ def test_a_step_that_gets_past_the_pool_waits_for_the_warehouse_lock(tmp_path, c
     warehouse = WarehouseResource(database=str(path))
     with warehouse.exclusive(), warehouse.get_connection() as con:
         assert con.execute("select count(*) from t").fetchone() == (2,)
+
+
+def test_a_lock_that_is_never_let_go_fails_the_wait_with_a_clear_error(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(path), "30"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        began = time.monotonic()
+        with pytest.raises(WarehouseLockTimeout, match="WAREHOUSE_LOCK_TIMEOUT"):
+            with WarehouseResource(database=str(path), lock_timeout_seconds=0.5).get_connection():
+                pass
+        assert 0.5 <= time.monotonic() - began < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    # The wait that failed took nothing: once the holder is gone the lock is free.
+    with WarehouseResource(database=str(path), lock_timeout_seconds=0).get_connection() as con:
+        assert con.execute("select x from t").fetchall() == [(1,)]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from tests.pipeline import check_evaluations, materialized_keys, query
 
 pytestmark = pytest.mark.e2e
 
-CORE_AND_LEARNING = dg.AssetSelection.keys(
+CORE_AND_LEARNING = dg.AssetSelection.assets(
     "fct_events", "dim_users", "fct_sessions"
 ).upstream() | dg.AssetSelection.groups("learning")
 TABLES = sorted(SCHEMAS)
@@ -62,7 +62,7 @@ def test_demo_learning_finds_the_planted_friction_and_reruns_identically(duckdb_
     instance = dg.DagsterInstance.ephemeral()
     first, last = date(2026, 9, 1), date(2026, 9, 21)
     result = materialize(
-        first, last, source, CORE_AND_LEARNING | dg.AssetSelection.keys("report_probe"), instance
+        first, last, source, CORE_AND_LEARNING | dg.AssetSelection.assets("report_probe"), instance
     )
     assert result.success
     assert set(TABLES) | {"report_probe"} <= materialized_keys(result)
@@ -154,8 +154,10 @@ def test_auc_check_blocks_what_is_downstream_when_conversion_is_random(duckdb_pa
         date(2026, 9, 1),
         date(2026, 9, 20),
         source,
-        dg.AssetSelection.keys("fct_events", "dim_users", "fct_sessions").upstream()
-        | dg.AssetSelection.keys("conversion_predictions", "user_recommendations", "report_probe"),
+        dg.AssetSelection.assets("fct_events", "dim_users", "fct_sessions").upstream()
+        | dg.AssetSelection.assets(
+            "conversion_predictions", "user_recommendations", "report_probe"
+        ),
         instance,
     )
     assert not result.success

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from orchestration import warehouse
-from orchestration.resources import WarehouseResource, warehouse_resource
+from orchestration.resources import TableSlice, WarehouseResource, warehouse_resource
 from tests.postgres import PostgresDatabase
 
 # Values that a CSV transport could get wrong: the empty string against null, quotes, commas and
@@ -117,3 +117,18 @@ def test_reading_leaves_out_a_table_that_is_not_built(postgres_database):
     with on_postgres.reading("awkward", "not_built_yet") as con:
         names = [n for (n,) in con.execute("select table_name from duckdb_tables()").fetchall()]
     assert names == ["awkward"]
+
+
+@pytest.mark.postgres
+def test_a_slice_copies_only_its_columns_and_rows(postgres_database, tmp_path):
+    on_postgres = _postgres_warehouse(postgres_database)
+    on_duckdb = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    part = TableSlice("awkward", ("whole", "day"), "day >= date '2026-09-01'")
+    for resource in (on_postgres, on_duckdb):
+        warehouse.replace_table(resource, "awkward", AWKWARD, SCHEMA)
+    with on_postgres.reading(part) as con:
+        copied = con.execute("select * from main.awkward order by whole").fetchall()
+    assert copied == [(0, date(2026, 9, 2)), (1, date(2026, 9, 1))]
+    # On DuckDB the reader reads the table itself: the slice is the reader's to apply.
+    with on_duckdb.reading(part) as con:
+        assert con.execute("select count(*) from main.awkward").fetchall() == [(4,)]

@@ -17,7 +17,7 @@ import pandas as pd
 from ml.errors import InsufficientDataError
 from ml.features import EventLog
 from orchestration import metrics_config, warehouse
-from orchestration.resources import WarehouseResource
+from orchestration.resources import TableSlice, WarehouseResource
 
 SCHEMA = warehouse.SCHEMA
 WORD_BITS = 63  # event names per BIGINT bit mask (the sign bit stays clear)
@@ -152,7 +152,9 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
     (person_id, session_id); two of the warehouse's few million sessions sharing one is a
     one-in-a-million chance per run, and would merge them in the session counts.
     """
-    with duckdb.reading("fct_events") as con:
+    # On a Postgres warehouse, only the columns read here are copied.
+    read = ("person_id", "event_name", "event_time", "session_id", "properties")
+    with duckdb.reading(TableSlice("fct_events", read)) as con:
         con.execute(
             "create temp table learning_persons as select person_id,"
             " (row_number() over (order by person_id) - 1)::integer as person"
@@ -189,7 +191,7 @@ def read_event_sets(duckdb: WarehouseResource) -> tuple[pd.DataFrame, np.ndarray
     column per event name, sorted) with the number of persons who have each: the baskets of
     :func:`ml.patterns.frequent_patterns`. The sets are built in SQL as bit masks, one BIGINT
     word per 63 event names, so no per-person row leaves DuckDB."""
-    with duckdb.reading("fct_events") as con:
+    with duckdb.reading(TableSlice("fct_events", ("person_id", "event_name"))) as con:
         names = _event_names(con)
         if not names:
             raise InsufficientDataError("no events to build baskets from")
@@ -216,11 +218,11 @@ def read_event_sets(duckdb: WarehouseResource) -> tuple[pd.DataFrame, np.ndarray
 def read_users(duckdb: WarehouseResource) -> pd.DataFrame:
     """``dim_users``' segment columns, in person order (through Arrow: DuckDB's own DataFrame
     conversion of a million strings takes three times as long)."""
-    with duckdb.reading("dim_users") as con:
+    columns = ("person_id", "first_platform", "country", "first_utm_source")
+    with duckdb.reading(TableSlice("dim_users", columns)) as con:
         return (
             con.sql(
-                "select person_id, first_platform, country, first_utm_source"
-                f" from {SCHEMA}.dim_users order by person_id"
+                f"select {', '.join(columns)} from {SCHEMA}.dim_users order by person_id"
             )
             .to_arrow_table()
             .to_pandas()

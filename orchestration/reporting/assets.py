@@ -29,6 +29,7 @@ from orchestration.reporting.marts import (
     read_experiments,
     read_marts,
     read_ux_recommendations,
+    report_slices,
 )
 from orchestration.reporting.render import render_html, render_markdown, write_report
 from orchestration.reporting.slack import SlackDeliveryError, SlackReporter, SlackSettings
@@ -119,7 +120,7 @@ def weekly_report(
     context: dg.AssetExecutionContext, duckdb: WarehouseResource
 ) -> dg.MaterializeResult:
     week = date.fromisoformat(context.partition_key)
-    with duckdb.reading(*REPORT_TABLES) as con:
+    with duckdb.reading(*report_slices(week)) as con:
         marts = read_marts(con, week)
         ux = read_ux_recommendations(con)
         experiments = read_experiments(con)

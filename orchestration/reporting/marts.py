@@ -12,6 +12,8 @@ from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 
+from orchestration.resources import TableSlice
+
 SCHEMA = "main"
 WEEK = timedelta(days=7)
 # Every table the readers below use: the report's upstream assets, and what is copied from a
@@ -47,12 +49,37 @@ def table_exists(con, name: str) -> bool:
     )
 
 
+def _window(week_start: date) -> tuple[datetime, datetime]:
+    """The report week and the week before: [start, end)."""
+    start = datetime.combine(week_start - WEEK, time.min)
+    return start, start + 2 * WEEK
+
+
+EVENT_COLUMNS = ("event_id", "event_name", "event_time", "person_id", "properties")
+USER_COLUMNS = ("person_id", "first_seen_at")
+
+
+def report_slices(week_start: date) -> list[TableSlice]:
+    """What :func:`read_marts` and the other readers below read of each of ``REPORT_TABLES``:
+    on a Postgres warehouse only that is copied (of ``fct_events``, two weeks of five columns)."""
+    start, end = (f"timestamp '{moment.isoformat(sep=' ')}'" for moment in _window(week_start))
+    in_window = "{column} >= " + start + " and {column} < " + end
+    sliced = {
+        "fct_events": TableSlice(
+            "fct_events", EVENT_COLUMNS, in_window.format(column="event_time")
+        ),
+        "dim_users": TableSlice(
+            "dim_users", USER_COLUMNS, in_window.format(column="first_seen_at")
+        ),
+    }
+    return [sliced.get(name, TableSlice(name)) for name in REPORT_TABLES]
+
+
 def read_marts(con, week_start: date) -> dict[str, pd.DataFrame]:
     """``fct_events`` and ``dim_users`` for the report week and the week before, and the
     ``funnel_conversion``, ``retention_cohorts`` and ``active_users`` marts; and
     ``experiment_results`` as it is, when the experiments stage has written it."""
-    start = datetime.combine(week_start - WEEK, time.min)
-    end = datetime.combine(week_start + WEEK, time.min)
+    start, end = _window(week_start)
     optional = {
         name: con.execute(f"select * from main.{name}").df()
         for name in ("experiment_results",)
@@ -61,12 +88,12 @@ def read_marts(con, week_start: date) -> dict[str, pd.DataFrame]:
     return {
         **optional,
         "fct_events": con.execute(
-            "select event_id, event_name, event_time, person_id, properties from main.fct_events "
+            f"select {', '.join(EVENT_COLUMNS)} from main.fct_events "
             "where event_time >= ? and event_time < ?",
             [start, end],
         ).df(),
         "dim_users": con.execute(
-            "select person_id, first_seen_at from main.dim_users "
+            f"select {', '.join(USER_COLUMNS)} from main.dim_users "
             "where first_seen_at >= ? and first_seen_at < ?",
             [start, end],
         ).df(),
