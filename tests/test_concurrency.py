@@ -23,6 +23,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 
@@ -266,29 +268,37 @@ HOLD_WAREHOUSE = textwrap.dedent(
 )
 
 
-def test_a_step_that_gets_past_the_pool_waits_for_the_warehouse_lock(tmp_path, caplog):
-    """What covers Dagster's race: while another process holds the warehouse (a dbt build, or a
-    connection of another step), a step's connection waits for it to let go and says so, instead of
-    failing on DuckDB's lock; then it sees everything the other process wrote."""
-    path = tmp_path / "warehouse.duckdb"
-    hold_seconds = 2.0
+@contextmanager
+def _holding_the_warehouse(path: Path, seconds: float) -> Iterator[subprocess.Popen]:
+    """Another process holding the warehouse's lock (HOLD_WAREHOUSE) for ``seconds``, from the
+    moment this yields; killed on the way out if it is still running."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WAREHOUSE, str(path), str(hold_seconds)],
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(path), str(seconds)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+
+
+def test_a_step_that_gets_past_the_pool_waits_for_the_warehouse_lock(tmp_path, caplog):
+    """What covers Dagster's race: while another process holds the warehouse (a dbt build, or a
+    connection of another step), a step's connection waits for it to let go and says so, instead of
+    failing on DuckDB's lock; then it sees everything the other process wrote."""
+    path = tmp_path / "warehouse.duckdb"
+    hold_seconds = 2.0
+    with _holding_the_warehouse(path, hold_seconds) as holder:
         held_since = time.monotonic()
         with caplog.at_level("INFO"), WarehouseResource(database=str(path)).get_connection() as con:
             waited = time.monotonic() - held_since
             rows = con.execute("select x from t order by x").fetchall()
         assert holder.wait(timeout=30) == 0
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
     assert rows == [(1,), (2,)]
     assert waited >= hold_seconds * 0.8, waited
     assert any(m.startswith(WAREHOUSE_LOCK_WAIT) for m in caplog.messages), caplog.messages
@@ -300,22 +310,12 @@ def test_a_step_that_gets_past_the_pool_waits_for_the_warehouse_lock(tmp_path, c
 
 def test_a_lock_that_is_never_let_go_fails_the_wait_with_a_clear_error(tmp_path):
     path = tmp_path / "warehouse.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WAREHOUSE, str(path), "30"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "holding"
+    with _holding_the_warehouse(path, 30):
         began = time.monotonic()
         with pytest.raises(WarehouseLockTimeout, match="WAREHOUSE_LOCK_TIMEOUT"):
             with WarehouseResource(database=str(path), lock_timeout_seconds=0.5).get_connection():
                 pass
         assert 0.5 <= time.monotonic() - began < 10
-    finally:
-        holder.kill()
-        holder.wait()
     # The wait that failed took nothing: once the holder is gone the lock is free.
     with WarehouseResource(database=str(path), lock_timeout_seconds=0).get_connection() as con:
         assert con.execute("select x from t").fetchall() == [(1,)]
