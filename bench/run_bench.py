@@ -260,7 +260,6 @@ def raw_floor(parquet_dir: Path) -> dict:
 
 
 def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
-    import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
@@ -283,13 +282,6 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
             demo_start=os.environ["BENCH_START"],
             demo_activity=os.environ["BENCH_ACTIVITY"],
         )
-    group_of_step = {}
-    for assets_def in defs.assets or []:
-        if isinstance(assets_def, dg.AssetsDefinition) and assets_def.group_names_by_key:
-            groups = set(assets_def.group_names_by_key.values())
-            group_of_step[assets_def.node_def.name] = (
-                "dbt" if len(groups) > 1 else next(iter(groups))
-            )
     since = time.time()
     job = defs.get_job_def("analytics_pipeline")
     result = job.execute_in_process(
@@ -298,6 +290,35 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
     )
+    return result, _stages(defs, instance, result, since)
+
+
+def run_report(last: str, instance) -> tuple[object | None, list[Stage]]:
+    """What ``make run`` does after the pipeline (orchestration/run.py): the weekly report of the
+    last complete week up to ``last``, its assets only (no Slack or SMTP settings here, so the
+    deliveries say they were skipped). ``(None, [])`` when the days hold no complete week."""
+    from orchestration.definitions import defs
+    from orchestration.run import execute_weekly_report, report_week
+
+    week = report_week(date.fromisoformat(last))
+    if week is None:
+        return None, []
+    since = time.time()
+    result = execute_weekly_report(defs, instance, week)
+    return result, _stages(defs, instance, result, since)
+
+
+def _stages(defs, instance, result, since: float) -> list[Stage]:
+    """The run's steps as bench stages; the dbt step split by model (``dbt_stages``)."""
+    import dagster as dg
+
+    group_of_step = {}
+    for assets_def in defs.assets or []:
+        if isinstance(assets_def, dg.AssetsDefinition) and assets_def.group_names_by_key:
+            groups = set(assets_def.group_names_by_key.values())
+            group_of_step[assets_def.node_def.name] = (
+                "dbt" if len(groups) > 1 else next(iter(groups))
+            )
     stages = []
     for step in step_stages(instance, result.run_id, group_of_step):
         group = step.detail["group"]
@@ -339,7 +360,7 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
                     f"{label}: {step.name}", step.seconds, step.start, step.end, detail=step.detail
                 )
             )
-    return result, stages
+    return stages
 
 
 def bench(
@@ -378,6 +399,7 @@ def bench(
             "BENCH_PARQUET": str(workdir / "parquet"),
             "DUCKDB_DATABASE": str(workdir / "warehouse.duckdb"),
             "DAGSTER_HOME": str(workdir / "dagster_home"),
+            "REPORTS_DIR": str(workdir / "reports"),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
         }
@@ -407,6 +429,9 @@ def bench(
         with dg.DagsterInstance.from_config(str(workdir / "dagster_home")) as instance:
             last = (start + timedelta(days=days - 1)).isoformat()
             result, stages = run_pipeline(start.isoformat(), last, instance)
+            # Then the weekly report, as `make run` does after a good pipeline run.
+            report, report_stages = run_report(last, instance) if result.success else (None, [])
+            stages += report_stages
             t3 = time.time()
             daily_result, daily_stages = run_pipeline(last, last, instance) if daily else (None, [])
             t4 = time.time()
@@ -436,7 +461,8 @@ def bench(
         "raw_floor": {**floor, "peak_rss": sampler.peak(t1, t_floor)},
         "prepare": {"seconds": t2 - t_floor, "peak_rss": sampler.peak(t_floor, t2)},
         "pipeline": {
-            "success": bool(result.success),
+            "success": bool(result.success) and (report is None or bool(report.success)),
+            "report_built": report is not None,
             "seconds": t3 - t2,
             "peak_rss": sampler.peak(t2, t3),
             "stages": [stage.__dict__ for stage in stages],
@@ -498,7 +524,10 @@ def format_table(out: dict) -> str:
         out["prepare"]["seconds"],
         out["prepare"]["peak_rss"],
     )
-    lines.append("pipeline (analytics_pipeline job, all days):")
+    lines.append(
+        "pipeline (analytics_pipeline job, all days; then the weekly report of the last complete"
+        " week, as make run does):"
+    )
     for stage in out["pipeline"]["stages"]:
         row("  " + stage["name"], stage["seconds"], stage["peak_rss"])
     p = out["pipeline"]

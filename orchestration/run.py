@@ -35,23 +35,39 @@ def _report(result, label: str) -> bool:
     return result.success
 
 
-def run_weekly_report(defs, instance, last_day: date) -> bool:
-    """Build and deliver the report of the last complete week up to ``last_day``."""
+def report_week(last_day: date) -> date | None:
+    """The last complete week up to ``last_day`` (its Monday): the week must have ended by the end
+    of the last day of data. None when it is before the report's first partition."""
     from orchestration.reporting.assets import weekly_partitions
-    from orchestration.reporting.schedules import REPORT_KEYS, last_complete_week
+    from orchestration.reporting.schedules import last_complete_week
 
-    # The week must have ended by the end of the last day of data.
     week = last_complete_week(datetime.combine(last_day + timedelta(days=1), time.min, UTC))
-    if week.isoformat() < weekly_partitions.get_first_partition_key():
-        print(f"No complete week of data up to {last_day}: no weekly report")
-        return True
-    print(f"Building the weekly report for the week of {week}")
-    result = defs.resolve_job_def("weekly_report_job").execute_in_process(
+    return None if week.isoformat() < weekly_partitions.get_first_partition_key() else week
+
+
+def execute_weekly_report(defs, instance, week: date):
+    """One run of ``weekly_report_job`` for ``week`` that builds only the report's assets (the
+    marts are fresh after a pipeline run); its result."""
+    from orchestration.reporting.schedules import REPORT_KEYS
+
+    return defs.resolve_job_def("weekly_report_job").execute_in_process(
         instance=instance,
         partition_key=week.isoformat(),
         asset_selection=REPORT_KEYS,
         raise_on_error=False,
     )
+
+
+def run_weekly_report(defs, instance, last_day: date) -> bool:
+    """Build and deliver the report of the last complete week up to ``last_day``."""
+    from orchestration.reporting.schedules import REPORT_KEYS
+
+    week = report_week(last_day)
+    if week is None:
+        print(f"No complete week of data up to {last_day}: no weekly report")
+        return True
+    print(f"Building the weekly report for the week of {week}")
+    result = execute_weekly_report(defs, instance, week)
     for key in REPORT_KEYS:
         record = instance.get_latest_materialization_event(key)
         if record is None or record.run_id != result.run_id:

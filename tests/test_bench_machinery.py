@@ -48,13 +48,16 @@ def test_dbt_results_map_to_bench_stages():
 def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
     monkeypatch.setenv("DUCKDB_DATABASE", str(tmp_path / "unused.duckdb"))  # restored afterwards
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_home"))
-    out = run_bench.bench(2000, 3, workdir=tmp_path / "work", daily=True)
+    # Eight days from a Tuesday hold one complete week: the pipeline run ends with its report.
+    out = run_bench.bench(2000, 8, workdir=tmp_path / "work", daily=True)
     assert out["generate"]["records"] > 2000 * 3
     assert out["raw_floor"]["rows"] == out["generate"]["records"]
     names = [s["name"] for s in out["pipeline"]["stages"]]
     assert "ingest: raw_events" in names
     assert {"dbt: staging", "dbt: stitching", "dbt: fct_events", "dbt: fct_sessions"} <= set(names)
     assert any(n.startswith("ML: ") for n in names)
+    assert out["pipeline"]["report_built"] and "report: weekly_report" in names
+    assert (tmp_path / "work" / "reports").is_dir()  # not the checkout's reports/
     # Every stage that ran is timed, and the core marts were built from every valid raw record.
     assert all(s["seconds"] >= 0 and s["peak_rss"] > 0 for s in out["pipeline"]["stages"])
     assert out["pipeline"]["row_counts"]["fct_events"] > 0

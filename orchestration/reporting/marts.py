@@ -40,13 +40,14 @@ EXPERIMENT_COLUMNS = {
 
 
 def table_exists(con, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [SCHEMA, name],
-        ).fetchone()[0]
-    )
+    # fetchall, not fetchone: DuckDB 2 keeps a result that was not read to its end open, and
+    # refuses the connection's next relation (`con.sql`) until it is.
+    [(count,)] = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?",
+        [SCHEMA, name],
+    ).fetchall()
+    return bool(count)
 
 
 def _window(week_start: date) -> tuple[datetime, datetime]:
@@ -55,7 +56,7 @@ def _window(week_start: date) -> tuple[datetime, datetime]:
     return start, start + 2 * WEEK
 
 
-EVENT_COLUMNS = ("event_id", "event_name", "event_time", "person_id", "properties")
+EVENT_COLUMNS = ("event_name", "event_time", "person_id", "properties")
 USER_COLUMNS = ("person_id", "first_seen_at")
 
 
@@ -87,20 +88,30 @@ def read_marts(con, week_start: date) -> dict[str, pd.DataFrame]:
     }
     return {
         **optional,
-        "fct_events": con.execute(
-            f"select {', '.join(EVENT_COLUMNS)} from main.fct_events "
-            "where event_time >= ? and event_time < ?",
+        # The report reads the properties of purchases only (their revenue): the others' stay in
+        # the warehouse. Through Arrow: DuckDB's own DataFrame conversion of the two weeks' text
+        # columns took 14.5 s at 40M events (24M rows), Arrow's 0.75 s.
+        "fct_events": _frame(
+            con,
+            "select event_name, event_time, person_id,"
+            " case when event_name = 'purchase' then properties end as properties"
+            " from main.fct_events where event_time >= ? and event_time < ?",
             [start, end],
-        ).df(),
-        "dim_users": con.execute(
+        ),
+        "dim_users": _frame(
+            con,
             f"select {', '.join(USER_COLUMNS)} from main.dim_users "
             "where first_seen_at >= ? and first_seen_at < ?",
             [start, end],
-        ).df(),
+        ),
         "funnel_conversion": con.execute("select * from main.funnel_conversion").df(),
         "retention_cohorts": con.execute("select * from main.retention_cohorts").df(),
         "active_users": con.execute("select * from main.active_users").df(),
     }
+
+
+def _frame(con, sql: str, params: list) -> pd.DataFrame:
+    return con.sql(sql, params=params).to_arrow_table().to_pandas()
 
 
 def read_ux_recommendations(con) -> pd.DataFrame | None:
