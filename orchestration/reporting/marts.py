@@ -62,7 +62,7 @@ USER_COLUMNS = ("person_id", "first_seen_at")
 
 def report_slices(week_start: date) -> list[TableSlice]:
     """What :func:`read_marts` and the other readers below read of each of ``REPORT_TABLES``:
-    on a Postgres warehouse only that is copied (of ``fct_events``, two weeks of five columns)."""
+    on a Postgres warehouse only that is copied (of ``fct_events``, two weeks of four columns)."""
     start, end = (f"timestamp '{moment.isoformat(sep=' ')}'" for moment in _window(week_start))
     in_window = "{column} >= " + start + " and {column} < " + end
     sliced = {
