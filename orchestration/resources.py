@@ -180,6 +180,15 @@ class WarehouseResource(DuckDBResource):
             )
         return self.database
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """At the end of each run: let go of the inputs the run's learning assets shared
+        (``learning.tables.once_per_run``: at 40M events, the event log alone is over a gigabyte),
+        instead of holding them until another run of the same process asks for its own, as
+        ``make run``'s report run and the bench's daily run would."""
+        from orchestration.learning.tables import forget_run_inputs  # it imports this module
+
+        forget_run_inputs()
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         if (

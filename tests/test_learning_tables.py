@@ -2,6 +2,9 @@
 funnel the models learn from comes from the metrics configuration, and the readers that turn the
 marts into the models' inputs in SQL give what the frames give."""
 
+import gc
+import weakref
+
 import dagster as dg
 import duckdb
 import numpy as np
@@ -121,12 +124,16 @@ def test_event_sets_are_each_persons_basket_counted(duckdb_path):
 
 
 def test_inputs_are_read_once_per_run(duckdb_path):
-    """Two assets of one run asking for the same input get one read; the next run reads again."""
+    """Two assets of one run asking for the same input get one read; the next run reads again;
+    and once a run has ended, nothing holds its input any more."""
     reads = []
 
+    class Input:
+        pass
+
     def read():
-        reads.append(1)
-        return object()
+        reads.append(weakref.ref(value := Input()))
+        return value
 
     @dg.asset
     def first(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
@@ -139,5 +146,7 @@ def test_inputs_are_read_once_per_run(duckdb_path):
     resources = {"duckdb": WarehouseResource(database=str(duckdb_path))}
     run = dg.materialize([first, second], resources=resources)
     assert run.output_for_node("first") == run.output_for_node("second") and len(reads) == 1
+    gc.collect()
+    assert reads[0]() is None, "the run ended, yet its input is still held"
     dg.materialize([first], resources=resources)
     assert len(reads) == 2

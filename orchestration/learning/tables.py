@@ -117,6 +117,12 @@ def read_table(duckdb: WarehouseResource, name: str) -> pd.DataFrame:
 _RUN_INPUTS: dict = {}
 
 
+def forget_run_inputs() -> None:
+    """Let go of what :func:`once_per_run` holds (the warehouse resource calls this when a run
+    ends)."""
+    _RUN_INPUTS.clear()
+
+
 def once_per_run(
     context: dg.AssetExecutionContext, duckdb: WarehouseResource, name: Hashable, read: Callable
 ):
@@ -126,7 +132,8 @@ def once_per_run(
     The learning assets of a run read the same marts, and those are final by then (they are
     upstream in the run); reading a million persons' event log takes seconds, and so does their
     funnel. The pipeline runs in one process, so its assets share; an asset run alone reads for
-    itself. Only the latest run's inputs are kept, and nobody may modify what this returns.
+    itself. Only the latest run's inputs are kept, until the run ends (:func:`forget_run_inputs`),
+    and nobody may modify what this returns.
     """
     run = (context.run.run_id, duckdb.identity)
     if _RUN_INPUTS.get("run") != run:
