@@ -272,8 +272,8 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
     # source reads the Parquet that `generate` wrote, as a user's daily exports would be read.
     # `demo`: the generator runs inside the ingest step (sized as config, not DEMO_* variables,
     # which the resource reads as strings), so the ingest also pays for making the records.
-    if os.environ["BENCH_SOURCE"] == "file":
-        source = EventSourceResource(kind="file", path=os.environ["BENCH_PARQUET"])
+    if os.environ["ANALYTICS_SOURCE"] == "file":
+        source = EventSourceResource(kind="file", path=os.environ["ANALYTICS_SOURCE_PATH"])
     else:
         source = EventSourceResource(
             kind="demo",
@@ -395,8 +395,6 @@ def bench(
             "BENCH_DAYS": str(days),
             "BENCH_START": start.isoformat(),
             "BENCH_ACTIVITY": repr(float(activity)),
-            "BENCH_SOURCE": source,
-            "BENCH_PARQUET": str(workdir / "parquet"),
             "DUCKDB_DATABASE": str(workdir / "warehouse.duckdb"),
             "DAGSTER_HOME": str(workdir / "dagster_home"),
             "REPORTS_DIR": str(workdir / "reports"),
@@ -499,7 +497,7 @@ def format_table(out: dict) -> str:
     lines = [
         f"Bench: {out['scale']:,} persons x {out['days']} days, "
         f"{out['generate']['records']:,} records at activity {out['activity']}, "
-        f"ingested from the {out.get('source', 'demo')} source "
+        f"ingested from the {out['source']} source "
         f"(seed {out['seed']}, {out['machine']['cpus']} cpus)",
         "",
         f"{'stage':<58} {'seconds':>9} {'peak MB':>9}",
