@@ -21,6 +21,9 @@ DEFAULTS: dict[str, str] = {
     "ANALYTICS_SOURCE": "demo",
     # Dagster's partitions start here; every source's days must fall on or after it.
     "ANALYTICS_START_DATE": "2026-09-01",
+    # The file source's index of the days each file holds, kept between runs (empty: none, every
+    # run reads every file's times; orchestration/ingest/files.py).
+    "ANALYTICS_SOURCE_INDEX": str(REPO_ROOT / "data" / "file_source_days.index"),
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_TARGET": "duckdb",
     # The `postgres` target's connection (dbt_project/profiles.yml has the same defaults, for dbt

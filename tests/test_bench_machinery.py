@@ -64,4 +64,18 @@ def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
     assert out["daily_run"]["stages"], "the one-day run after the first is measured"
     table = run_bench.format_table(out)
     assert "raw floor" in table and "pipeline total" in table
+    # The budgets: each measured figure is the stages it names, added up.
+    budgets = {b["name"]: b for b in out["budgets"]}
+    assert budgets["whole pipeline, report included"]["measured"] == out["pipeline"]["seconds"]
+    assert budgets["peak memory of the bench (process tree)"]["measured"] == out["peak_rss"]
+    seconds = {s["name"]: s["seconds"] for s in out["pipeline"]["stages"]}
+    paths = budgets["100,000 paths (3 minutes / 5)"]
+    assert paths["budget"] == 36.0
+    assert paths["measured"] == pytest.approx(
+        sum(seconds[f"dbt: {m}"] for m in ("int_journey_steps", "path_transitions", "top_paths",
+                                           "path_drop_offs"))
+    )
+    assert budgets["a 5-variant test (2 minutes / 5)"]["measured"] > 0
+    assert not any(b["at_budget_scale"] for b in out["budgets"])  # 2,000 persons x 8 days
+    assert "against the issue's budgets (budgets are for 1M x 30 days)" in table
     json.dumps(out, default=str)  # what main() writes

@@ -1,9 +1,12 @@
 """The file source and the demo generator."""
 
 import json
+import os
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from orchestration.ingest.contract import normalize
@@ -189,3 +192,95 @@ def test_demo_planted_android_gap_and_variant_rates():
     control = expected_activation_rate(rates, "control")
     assert expected_activation_rate(rates, "guided_tour") > control + 0.1
     assert FUNNEL[0] == "signup"
+
+
+def _age(path, seconds=3600):
+    """Set the file's modification time ``seconds`` back, as a file written earlier has."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+
+def _spoil(path):
+    """Overwrite the file with bytes that no reader accepts, keeping its size and modification
+    time: a source that opens it fails, one that trusts the day index does not notice."""
+    stat = path.stat()
+    path.write_bytes(b"\x00" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_the_day_index_lets_a_later_run_read_only_the_files_of_its_day(tmp_path):
+    """A daily run of the file source opens the files that hold its day, not every file of the
+    folder: which days a file holds is kept in the index while the file is unchanged. A changed
+    or newly written file is read again, and the index never changes what a day gets."""
+    folder, index = tmp_path / "exports", tmp_path / "state" / "days.index"
+    folder.mkdir()
+
+    def day_file(day, ids, times):
+        frame = pd.DataFrame({"event_id": ids, "event_name": "signup", "event_time": times,
+                              "user_id": [f"u-{i}" for i in ids]})
+        frame.to_parquet(folder / f"{day}.parquet")
+
+    day_file("2026-09-01", ["a1", "a2"], ["2026-09-01T08:00:00Z", "2026-09-01T09:00:00Z"])
+    day_file("2026-09-02", ["b1"], ["2026-09-02T08:00:00Z"])
+    day_file("2026-09-03", ["c1", "c2"], ["2026-09-03T08:00:00Z", "never"])  # c2: unplaceable
+    (folder / "late.csv").write_text(
+        "event_id,event_name,event_time,user_id\n"
+        "l1,activate,2026-09-02T23:00:00-02:00,u-l1\n"  # 01:00 UTC on the 3rd
+        "l2,activate,2026-09-02T10:00:00Z,u-l2\n"
+    )
+    for path in folder.iterdir():
+        _age(path)
+    days = [date(2026, 9, d) for d in (1, 2, 3)]
+
+    def ids(source, day):
+        return sorted(source.fetch_day(day)["event_id"])
+
+    plain = FileSource(folder)
+    expected = {day: ids(plain, day) for day in days}
+    assert expected == {days[0]: ["a1", "a2", "c2"], days[1]: ["b1", "l2"],
+                        days[2]: ["c1", "l1"]}
+    first = FileSource(folder, index=index)
+    assert first.available_days() == days
+    assert {day: ids(first, day) for day in days} == expected
+    stored = json.loads(index.read_text())["files"]
+    assert {Path(p).name: (e["days"], e["unplaceable"]) for p, e in stored.items()} == {
+        "2026-09-01.parquet": (["2026-09-01"], False),
+        "2026-09-02.parquet": (["2026-09-02"], False),
+        "2026-09-03.parquet": (["2026-09-03"], True),
+        "late.csv": (["2026-09-02", "2026-09-03"], False),
+    }
+
+    # The next run: the files that do not hold the 2nd cannot be read any more, unnoticed.
+    _spoil(folder / "2026-09-01.parquet")
+    _spoil(folder / "2026-09-03.parquet")
+    later = FileSource(folder, index=index)
+    assert later.available_days() == days
+    assert ids(later, days[1]) == expected[days[1]]
+    with pytest.raises(pa.ArrowInvalid):
+        later.fetch_day(days[2])  # this day's file is spoiled: read, not taken from the index
+
+    # A file written since is read: here late.csv, rewritten with a row of the 4th. Written just
+    # now, it is not kept in the index (its modification time could still not tell a change).
+    (folder / "late.csv").write_text(
+        "event_id,event_name,event_time,user_id\nl3,activate,2026-09-04T10:00:00Z,u-l3\n"
+    )
+    again = FileSource(folder, index=index)
+    assert again.available_days() == [*days, date(2026, 9, 4)]
+    assert ids(again, date(2026, 9, 4)) == ["l3"]
+    assert "late.csv" not in {Path(p).name for p in json.loads(index.read_text())["files"]}
+
+
+def test_an_unreadable_day_index_is_read_as_empty(tmp_path):
+    (tmp_path / "exports").mkdir()
+    path = tmp_path / "exports" / "events.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    _age(path)
+    index = tmp_path / "days.index"
+    index.write_text("{not json")
+    source = FileSource(tmp_path / "exports", index=index)
+    assert source.available_days() == [date(2026, 9, 1), date(2026, 9, 2)]
+    assert sorted(source.fetch_day(date(2026, 9, 2))["event_id"]) == ["2", "3"]
+    assert [Path(p).name for p in json.loads(index.read_text())["files"]] == ["events.jsonl"]
+    # Taken from the index, a JSON-lines file is still read record by record on its days.
+    assert sorted(FileSource(tmp_path / "exports", index=index).fetch_day(
+        date(2026, 9, 1))["event_id"]) == ["1"]

@@ -46,7 +46,11 @@ def build_source(env: dict[str, str] | None = None) -> EventSource:
         path = env.get("ANALYTICS_SOURCE_PATH")
         if not path:
             raise SourceConfigError("ANALYTICS_SOURCE=file needs ANALYTICS_SOURCE_PATH")
-        return FileSource(path, fmt=env.get("ANALYTICS_SOURCE_FORMAT", "events"))
+        return FileSource(
+            path,
+            fmt=env.get("ANALYTICS_SOURCE_FORMAT", "events"),
+            index=env.get("ANALYTICS_SOURCE_INDEX") or None,
+        )
     from orchestration.ingest.vendors import VENDOR_SETTINGS, build_vendor_source
 
     if kind in VENDOR_SETTINGS:
