@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -371,14 +372,21 @@ def bench(
     daily: bool = True,
     activity: float = BENCH_ACTIVITY,
     source: str = "demo",
+    warehouse: str = "duckdb",
 ) -> dict:
     """Run the whole bench; returns the results (also what is written as JSON). The seed is the
-    demo's default (the event source resource has no seed setting), so runs are reproducible."""
+    demo's default (the event source resource has no seed setting), so runs are reproducible.
+
+    ``warehouse="postgres"``: the dbt target and the assets' tables are on the PostgreSQL server
+    that ``DBT_POSTGRES_HOST``, ``_PORT``, ``_USER`` and ``_PASSWORD`` name, in a database the
+    bench creates for the run (``bench_<random>``) and drops afterwards, or keeps with ``workdir``
+    (its name is in the results). Dagster's own storage stays SQLite in the work folder."""
     from orchestration.ingest.demo import DemoConfig
 
     seed = DemoConfig().seed
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bench-"))
+    database = _create_postgres_database() if warehouse == "postgres" else None
     for name in (
         "DEMO_PERSONS",
         "DEMO_DAYS",
@@ -407,6 +415,9 @@ def bench(
     )
     if source == "file":
         os.environ["ANALYTICS_SOURCE_PATH"] = str(workdir / "parquet")
+    os.environ["DBT_TARGET"] = warehouse
+    if database:
+        os.environ["DBT_POSTGRES_DBNAME"] = database
     (workdir / "dagster_home").mkdir(parents=True, exist_ok=True)
     (workdir / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     sampler = MemorySampler()
@@ -440,21 +451,17 @@ def bench(
         sampler.stop()
     for stage in stages + daily_stages:
         stage.peak_rss = sampler.peak(stage.start, stage.end)
-    import duckdb
-
-    counts = {}
-    with duckdb.connect(os.environ["DUCKDB_DATABASE"], read_only=True) as con:
-        for table in ("raw.events", "fct_events", "fct_sessions", "dim_users"):
-            try:
-                counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-            except duckdb.Error:
-                counts[table] = None
+    counts = _row_counts()
+    if database and own_workdir:
+        _drop_postgres_database(database)
     failed_steps = [s.name for s in stages if s.detail.get("status") == "STEP_FAILURE"]
     out = {
         "scale": scale,
         "days": days,
         "activity": activity,
         "source": source,
+        "warehouse": warehouse,
+        "postgres_database": database,
         "seed": seed,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -547,6 +554,56 @@ def budgets(out: dict) -> list[dict]:
         row["met"] = bool(pipeline["success"]) and row["measured"] < row["budget"]
         row["at_budget_scale"] = out["scale"] >= 1_000_000 and out["days"] >= 30
     return rows
+
+
+def _postgres_admin():
+    """A connection to the ``DBT_POSTGRES_*`` server's maintenance database (autocommit, as
+    ``create database`` needs)."""
+    import psycopg
+
+    from orchestration import settings
+
+    return psycopg.connect(
+        host=settings.get("DBT_POSTGRES_HOST"),
+        port=int(settings.get("DBT_POSTGRES_PORT")),
+        user=settings.get("DBT_POSTGRES_USER"),
+        password=os.environ.get("DBT_POSTGRES_PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def _create_postgres_database() -> str:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with _postgres_admin() as con:
+        con.execute(f'create database "{name}"')
+    return name
+
+
+def _drop_postgres_database(name: str) -> None:
+    with _postgres_admin() as con:
+        con.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _row_counts() -> dict[str, int | None]:
+    """The core tables' row counts, from the warehouse the run built (``DBT_TARGET`` says which);
+    None for a table the run did not get to build."""
+    import dagster as dg
+
+    from orchestration.resources import warehouse_resource
+
+    counts: dict[str, int | None] = {}
+    with dg.build_resources({"warehouse": warehouse_resource()}) as resources:
+        warehouse = resources.warehouse
+        with warehouse.querying() as query:
+            for table in ("raw.events", "fct_events", "fct_sessions", "dim_users"):
+                relation = table if "." in table else f"{warehouse.models_schema}.{table}"
+                try:
+                    counts[table] = int(query(f"select count(*) as n from {relation}").iloc[0, 0])
+                except Exception:  # noqa: BLE001 - either engine's error for a missing table
+                    counts[table] = None
+    return counts
 
 
 def _ru_maxrss(who: str) -> int:
@@ -655,6 +712,14 @@ def main(argv: list[str] | None = None) -> int:
         " source, as a user's daily exports (env SOURCE)",
     )
     parser.add_argument(
+        "--warehouse",
+        choices=("duckdb", "postgres"),
+        default=os.environ.get("WAREHOUSE", "duckdb"),
+        help="the dbt target and the assets' tables: 'duckdb' (default), or 'postgres': a new"
+        " database on the DBT_POSTGRES_* server, dropped afterwards unless --keep (env"
+        " WAREHOUSE)",
+    )
+    parser.add_argument(
         "--no-daily", action="store_true", help="skip the one-day run after the first"
     )
     parser.add_argument(
@@ -671,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         daily=not args.no_daily,
         activity=args.activity,
         source=args.source,
+        warehouse=args.warehouse,
     )
     print(format_table(out))
     path = args.output or RESULTS_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

@@ -2,6 +2,8 @@
 dbt's run_results to stages and writes a table (no timing is asserted)."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,31 @@ def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
     assert not any(b["at_budget_scale"] for b in out["budgets"])  # 2,000 persons x 8 days
     assert "against the issue's budgets (budgets are for 1M x 30 days)" in table
     json.dumps(out, default=str)  # what main() writes
+
+
+def test_bench_runs_on_postgres_in_a_database_of_its_own(postgres_server, tmp_path, monkeypatch):
+    """``--warehouse postgres``: the run's models and row counts are on the server, in a database
+    the bench made for the run and dropped afterwards."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(postgres_server)
+    # Every variable the bench sets is put back after the test.
+    for name in ("DBT_TARGET", "DBT_POSTGRES_DBNAME", "ANALYTICS_SOURCE", "ANALYTICS_SOURCE_INDEX",
+                 "REPORTS_DIR", "DUCKDB_DATABASE", "DAGSTER_HOME"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setenv("DBT_POSTGRES_HOST", str(info.get("host") or "127.0.0.1"))
+    monkeypatch.setenv("DBT_POSTGRES_PORT", str(info.get("port") or 5432))
+    monkeypatch.setenv("DBT_POSTGRES_USER", str(info.get("user") or "postgres"))
+    monkeypatch.setenv("DBT_POSTGRES_PASSWORD", str(info.get("password") or ""))
+    out = run_bench.bench(2000, 8, daily=False, warehouse="postgres")
+    assert out["pipeline"]["success"] and out["warehouse"] == "postgres"
+    database = out["postgres_database"]
+    assert database.startswith("bench_")
+    counts = out["pipeline"]["row_counts"]
+    assert counts["raw.events"] == out["generate"]["records"]
+    assert 0 < counts["fct_events"] <= counts["raw.events"] and counts["dim_users"] > 0
+    assert not Path(os.environ["DUCKDB_DATABASE"]).exists()  # nothing was built in DuckDB
+    with psycopg.connect(postgres_server, connect_timeout=5) as con:
+        left = con.execute("select 1 from pg_database where datname = %s", [database]).fetchall()
+    assert left == []
