@@ -74,15 +74,27 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_time
     whose events now belong to a user). The model then builds every person with no row, which is
     exactly those (select_persons_missing_from). -#}
 {% if is_incremental() %}
+{{ delete_changed_and_gone_persons(events, '(select max(loaded_at) from ' ~ this ~ ')') }}
+{% endif %}
+{%- endmacro %}
+
+
+{% macro delete_changed_and_gone_persons(events, since) %}
+{#- The rows of the persons whose events in `events` were (re)written after `since` (SQL for a
+    timestamp, read before anything is deleted), then those of the persons with no event any more.
+    Two statements, not one with `or`: under an `or`, Postgres cannot turn either test into a
+    join, and runs it as a subplan, which scans `events` again for each stored row unless its
+    result fits in work_mem (the models have no indexes; see fct_events_pre_hook in
+    macros/landings.sql for what that cost). Alone, each is one hash join on either engine. -#}
 delete from {{ this }} as stored
 where stored.person_id in (
-        select person_id from {{ events }}
-        where loaded_at > (select max(loaded_at) from {{ this }})
-    )
-    or not exists (
-        select 1 from {{ events }} as kept where kept.person_id = stored.person_id
-    )
-{% endif %}
+    select person_id from {{ events }}
+    where loaded_at > {{ since }}
+);
+delete from {{ this }} as stored
+where not exists (
+    select 1 from {{ events }} as kept where kept.person_id = stored.person_id
+)
 {%- endmacro %}
 
 
@@ -156,14 +168,7 @@ cast('{{ since }}' as {{ dbt.type_timestamp() }})
 {%- if plan['full'] %}
 delete from {{ this }}
 {%- else %}
-delete from {{ this }} as stored
-where stored.person_id in (
-        select person_id from {{ events }}
-        where loaded_at > {{ person_rebuild_since(plan['since']) }}
-    )
-    or not exists (
-        select 1 from {{ events }} as kept where kept.person_id = stored.person_id
-    )
+{{ delete_changed_and_gone_persons(events, person_rebuild_since(plan['since'])) }}
 {%- endif %}
 {%- endif -%}
 {%- endmacro %}

@@ -120,12 +120,19 @@ stale as (
 
 ),
 
+-- Written as a union, not `landing_id > ... or event_id in (...)`: under an `or`, Postgres tests
+-- the `in` row by row against the whole subquery when it expects more rows than fit in work_mem
+-- (at 4M events the daily run's pre-hook did not finish in ten minutes); alone, each part is a
+-- scan or a hash semi-join on either engine. The same below, for `changes`.
 fresh as (
 
     select event_id, anonymous_id
     from {{ ref('stg_raw__events') }}
     where landing_id > {{ watermark }}
-        or event_id in (select event_id from stale)
+    union
+    select event_id, anonymous_id
+    from {{ ref('stg_raw__events') }}
+    where event_id in (select event_id from stale)
 
 ),
 
@@ -157,8 +164,11 @@ changes as (
     union all
     select person_id, event_time, event_id
     from {{ ref('int_events_stitched') }}
-    where event_id in (select event_id from fresh)
-        or event_id in (select event_id from moved)
+    where event_id in (
+        select event_id from fresh
+        union
+        select event_id from moved
+    )
 
 ),
 
