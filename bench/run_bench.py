@@ -539,7 +539,8 @@ def budgets(out: dict) -> list[dict]:
             "unit": "s",
         },
         {
-            "name": "peak memory of the bench (process tree)",
+            "name": "peak memory of the bench (process tree)"
+            + (", not the Postgres server's" if out.get("warehouse") == "postgres" else ""),
             "budget": MEMORY_BUDGET_BYTES,
             "measured": float(out["peak_rss"]),
             "unit": "bytes",
@@ -672,7 +673,7 @@ def format_table(out: dict) -> str:
         else:
             figures = f"{budget['measured']:.1f} s < {budget['budget']:.0f} s"
         verdict = "met" if budget["met"] else "MISSED"
-        lines.append(f"  {budget['name']:<44} {figures:>22}  {verdict}")
+        lines.append(f"  {budget['name']:<50} {figures:>20}  {verdict}")
     lines += [
         "-" * 78,
         f"peak RSS of the whole bench (process tree): {_mb(out['peak_rss'])} MB",
