@@ -14,7 +14,9 @@
 
 Peak memory is the resident set of this process plus its children (dbt runs as a subprocess),
 sampled every 50 ms from /proc; per stage it is the peak within the stage's wall-clock window.
-Prints a table and writes everything as JSON to ``bench/results/<timestamp>.json``.
+Prints a table, then the figures against the issue's budgets (:func:`budgets`), and writes
+everything as JSON to ``bench/results/<timestamp>.json``. ``--warehouse postgres`` runs it all
+on a PostgreSQL server (:func:`bench`).
 """
 
 from __future__ import annotations
