@@ -300,12 +300,15 @@ def run_report(last: str, instance) -> tuple[object | None, list[Stage]]:
     """What ``make run`` does after the pipeline (orchestration/run.py): the weekly report of the
     last complete week up to ``last``, its assets only (no Slack or SMTP settings here, so the
     deliveries say they were skipped). ``(None, [])`` when the days hold no complete week."""
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
     from orchestration.run import execute_weekly_report, report_week
 
     week = report_week(date.fromisoformat(last))
     if week is None:
         return None, []
+    # Resources from this run's environment, as run_pipeline's: `definitions.defs` was built when
+    # first imported, maybe for another warehouse (an earlier bench in the same process).
+    defs = build_definitions()
     since = time.time()
     result = execute_weekly_report(defs, instance, week)
     return result, _stages(defs, instance, result, since)
@@ -449,13 +452,19 @@ def bench(
             t3 = time.time()
             daily_result, daily_stages = run_pipeline(last, last, instance) if daily else (None, [])
             t4 = time.time()
+    except BaseException:
+        if database and own_workdir:
+            _drop_postgres_database(database)
+        raise
     finally:
         sampler.stop()
     for stage in stages + daily_stages:
         stage.peak_rss = sampler.peak(stage.start, stage.end)
-    counts = _row_counts()
-    if database and own_workdir:
-        _drop_postgres_database(database)
+    try:
+        counts = _row_counts()
+    finally:
+        if database and own_workdir:
+            _drop_postgres_database(database)
     failed_steps = [s.name for s in stages if s.detail.get("status") == "STEP_FAILURE"]
     out = {
         "scale": scale,

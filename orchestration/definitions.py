@@ -18,18 +18,25 @@ from orchestration.reporting.sensors import slack_on_scheduled_run_failure  # no
 from orchestration.resources import build_resources  # noqa: E402
 from orchestration.transform.assets import analytics_dbt_models  # noqa: E402
 
-defs = dg.Definitions(
-    assets=[
-        raw_events,
-        analytics_dbt_models,
-        *learning_assets,
-        *experiment_assets,
-        *behaviour_assets,
-        *weekly_report_assets,
-    ],
-    asset_checks=[*learning_checks, *experiment_checks],
-    jobs=[analytics_pipeline, weekly_report_job],
-    schedules=[daily_schedule, weekly_report_schedule],
-    sensors=[slack_on_scheduled_run_failure],
-    resources=build_resources(),
-)
+
+def build_definitions() -> dg.Definitions:
+    """The definitions, with resources built from the environment as it is now (``defs`` is
+    built once, when this module is imported; the bench builds them again for each run)."""
+    return dg.Definitions(
+        assets=[
+            raw_events,
+            analytics_dbt_models,
+            *learning_assets,
+            *experiment_assets,
+            *behaviour_assets,
+            *weekly_report_assets,
+        ],
+        asset_checks=[*learning_checks, *experiment_checks],
+        jobs=[analytics_pipeline, weekly_report_job],
+        schedules=[daily_schedule, weekly_report_schedule],
+        sensors=[slack_on_scheduled_run_failure],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -2,8 +2,6 @@
 dbt's run_results to stages and writes a table (no timing is asserted)."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -47,9 +45,25 @@ def test_dbt_results_map_to_bench_stages():
     assert stages["fct_events"].detail == {"models": 2.0, "tests": 1.0}
 
 
-def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
-    monkeypatch.setenv("DUCKDB_DATABASE", str(tmp_path / "unused.duckdb"))  # restored afterwards
+# What bench() sets in the environment, for its runs and for dbt's subprocess.
+BENCH_VARIABLES = (
+    "ANALYTICS_SOURCE", "ANALYTICS_SOURCE_PATH", "ANALYTICS_SOURCE_INDEX", "BENCH_PERSONS",
+    "BENCH_DAYS", "BENCH_START", "BENCH_ACTIVITY", "DUCKDB_DATABASE", "DAGSTER_HOME",
+    "REPORTS_DIR", "DBT_TARGET", "DBT_POSTGRES_DBNAME",
+)
+
+
+@pytest.fixture
+def bench_environment(tmp_path, monkeypatch):
+    """Every variable the bench sets is put back as it was after the test."""
+    for name in BENCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DUCKDB_DATABASE", str(tmp_path / "unused.duckdb"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_home"))
+    return monkeypatch
+
+
+def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, bench_environment):
     # Eight days from a Tuesday hold one complete week: the pipeline run ends with its report.
     out = run_bench.bench(2000, 8, workdir=tmp_path / "work", daily=True)
     assert out["generate"]["records"] > 2000 * 3
@@ -83,29 +97,39 @@ def test_bench_runs_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
     json.dumps(out, default=str)  # what main() writes
 
 
-def test_bench_runs_on_postgres_in_a_database_of_its_own(postgres_server, tmp_path, monkeypatch):
+def test_bench_runs_on_postgres_in_a_database_of_its_own(
+    postgres_server, bench_environment, tmp_path
+):
     """``--warehouse postgres``: the run's models and row counts are on the server, in a database
     the bench made for the run and dropped afterwards."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(postgres_server)
-    # Every variable the bench sets is put back after the test.
-    for name in ("DBT_TARGET", "DBT_POSTGRES_DBNAME", "ANALYTICS_SOURCE", "ANALYTICS_SOURCE_INDEX",
-                 "REPORTS_DIR", "DUCKDB_DATABASE", "DAGSTER_HOME"):
-        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch = bench_environment
     monkeypatch.setenv("DBT_POSTGRES_HOST", str(info.get("host") or "127.0.0.1"))
     monkeypatch.setenv("DBT_POSTGRES_PORT", str(info.get("port") or 5432))
     monkeypatch.setenv("DBT_POSTGRES_USER", str(info.get("user") or "postgres"))
     monkeypatch.setenv("DBT_POSTGRES_PASSWORD", str(info.get("password") or ""))
-    out = run_bench.bench(2000, 8, daily=False, warehouse="postgres")
-    assert out["pipeline"]["success"] and out["warehouse"] == "postgres"
+    work = tmp_path / "work"
+    out = run_bench.bench(2000, 8, workdir=work, daily=False, warehouse="postgres")
     database = out["postgres_database"]
-    assert database.startswith("bench_")
-    counts = out["pipeline"]["row_counts"]
-    assert counts["raw.events"] == out["generate"]["records"]
-    assert 0 < counts["fct_events"] <= counts["raw.events"] and counts["dim_users"] > 0
-    assert not Path(os.environ["DUCKDB_DATABASE"]).exists()  # nothing was built in DuckDB
+    try:
+        assert out["pipeline"]["success"] and out["warehouse"] == "postgres"
+        assert database.startswith("bench_")
+        assert not (work / "warehouse.duckdb").exists()  # nothing was built in DuckDB
+        counts = out["pipeline"]["row_counts"]
+        assert counts["raw.events"] == out["generate"]["records"]
+        with psycopg.connect(postgres_server, dbname=database, connect_timeout=5) as con:
+            on_server = {
+                table: con.execute(f"select count(*) from {relation}").fetchone()[0]
+                for table, relation in (("raw.events", "raw.events"),
+                                        ("fct_events", "analytics.fct_events"),
+                                        ("dim_users", "analytics.dim_users"))
+            }
+        assert on_server == {t: counts[t] for t in on_server} and on_server["fct_events"] > 0
+    finally:
+        run_bench._drop_postgres_database(database)  # what a run without --keep does at its end
     with psycopg.connect(postgres_server, connect_timeout=5) as con:
         left = con.execute("select 1 from pg_database where datname = %s", [database]).fetchall()
     assert left == []
