@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from orchestration.ingest.contract import event_time_column, parse_event_time
+from orchestration.ingest.contract import event_time_column
 
 MALFORMED_LINE = "malformed JSON line"
 SUFFIXES = {
@@ -101,6 +101,11 @@ def _read_table(path: Path, kind: str) -> list[dict[str, Any]]:
     frame = _read_frame(path, kind)
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
+
+
+def _kind(path: Path) -> str:
+    """How a file is read, by its suffix: ``json`` (lines), ``csv`` or ``parquet``."""
+    return SUFFIXES[path.suffix.lower()]
 
 
 def _days_of(event_time: pd.Series) -> np.ndarray:
@@ -237,10 +242,10 @@ class FileSource:
         return found
 
     def _is_tabular(self, path: Path) -> bool:
-        return self.format == "events" and SUFFIXES[path.suffix.lower()] in ("csv", "parquet")
+        return self.format == "events" and _kind(path) in ("csv", "parquet")
 
     def _read_records(self, path: Path) -> Iterator[dict[str, Any]]:
-        kind = SUFFIXES[path.suffix.lower()]
+        kind = _kind(path)
         rows = _read_json_lines(path) if kind == "json" else _read_table(path, kind)
         for row in rows:
             yield row if "quarantine_reason" in row else self._map(row)
@@ -252,19 +257,16 @@ class FileSource:
         if path in self._row_days:
             return self._row_days[path]
         if self._is_tabular(path):
-            times = _read_frame(path, SUFFIXES[path.suffix.lower()], columns=["event_time"])
+            times = _read_frame(path, _kind(path), columns=["event_time"])
             if "event_time" not in times:  # no time at all: every row is unplaceable
-                times = _read_frame(path, SUFFIXES[path.suffix.lower()]).assign(event_time=None)
+                times = _read_frame(path, _kind(path)).assign(event_time=None)
             days = _days_of(times["event_time"])
         else:
             records = pd.DataFrame(list(self._read_records(path)))
             if "event_time" not in records:
                 records["event_time"] = None
             self._records[path] = records
-            placed = [parse_event_time(v) for v in records["event_time"].tolist()]
-            days = np.array(
-                [None if t is None else t.date() for t in placed], dtype="datetime64[D]"
-            )
+            days = _days_of(records["event_time"])
         self._row_days[path] = days
         return days
 
@@ -308,7 +310,7 @@ class FileSource:
         else:
             if self._cached is None or self._cached[0] != path:
                 self._cached = None  # let the previous file go before reading the next
-                self._cached = (path, _read_frame(path, SUFFIXES[path.suffix.lower()]))
+                self._cached = (path, _read_frame(path, _kind(path)))
             rows = self._cached[1]
         if wanted is None:
             return rows
