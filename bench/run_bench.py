@@ -262,14 +262,13 @@ def raw_floor(parquet_dir: Path) -> dict:
     return {"seconds": time.time() - began, "groups": len(rows), "rows": sum(r[1] for r in rows)}
 
 
-def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
+def run_pipeline(defs, first: str, last: str, instance) -> tuple[object, list[Stage]]:
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from orchestration.definitions import defs
-    from orchestration.resources import EventSourceResource, build_resources
+    from orchestration.resources import EventSourceResource
 
     # The job's own assets, checks and resources; only the source is set here. `file`: the file
     # source reads the Parquet that `generate` wrote, as a user's daily exports would be read.
@@ -288,7 +287,7 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
     since = time.time()
     job = defs.get_job_def("analytics_pipeline")
     result = job.execute_in_process(
-        resources={**build_resources(), "event_source": source},
+        resources={**defs.resources, "event_source": source},
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
@@ -296,19 +295,15 @@ def run_pipeline(first: str, last: str, instance) -> tuple[object, list[Stage]]:
     return result, _stages(defs, instance, result, since)
 
 
-def run_report(last: str, instance) -> tuple[object | None, list[Stage]]:
+def run_report(defs, last: str, instance) -> tuple[object | None, list[Stage]]:
     """What ``make run`` does after the pipeline (orchestration/run.py): the weekly report of the
     last complete week up to ``last``, its assets only (no Slack or SMTP settings here, so the
     deliveries say they were skipped). ``(None, [])`` when the days hold no complete week."""
-    from orchestration.definitions import build_definitions
     from orchestration.run import execute_weekly_report, report_week
 
     week = report_week(date.fromisoformat(last))
     if week is None:
         return None, []
-    # Resources from this run's environment, as run_pipeline's: `definitions.defs` was built when
-    # first imported, maybe for another warehouse (an earlier bench in the same process).
-    defs = build_definitions()
     since = time.time()
     result = execute_weekly_report(defs, instance, week)
     return result, _stages(defs, instance, result, since)
@@ -428,43 +423,49 @@ def bench(
     sampler = MemorySampler()
     sampler.start()
     try:
-        import dagster as dg
+        try:
+            import dagster as dg
 
-        t0 = time.time()
-        generated = generate(
-            scale, days, seed, start, workdir / "parquet", activity, source == "demo"
-        )
-        t1 = time.time()
-        floor = raw_floor(workdir / "parquet")
-        # What a deploy does once (make manifest): dbt parse in the runs' environment, so that each
-        # run's dbt build reuses it. Timed, but not part of the pipeline.
-        from orchestration.transform.parse import parse_manifest
+            t0 = time.time()
+            generated = generate(
+                scale, days, seed, start, workdir / "parquet", activity, source == "demo"
+            )
+            t1 = time.time()
+            floor = raw_floor(workdir / "parquet")
+            # What a deploy does once (make manifest): dbt parse in the runs' environment, so
+            # that each run's dbt build reuses it. Timed, but not part of the pipeline.
+            from orchestration.transform.parse import parse_manifest
 
-        t_floor = time.time()
-        parse_manifest()
-        t2 = time.time()
-        with dg.DagsterInstance.from_config(str(workdir / "dagster_home")) as instance:
-            last = (start + timedelta(days=days - 1)).isoformat()
-            result, stages = run_pipeline(start.isoformat(), last, instance)
-            # Then the weekly report, as `make run` does after a good pipeline run.
-            report, report_stages = run_report(last, instance) if result.success else (None, [])
-            stages += report_stages
-            t3 = time.time()
-            daily_result, daily_stages = run_pipeline(last, last, instance) if daily else (None, [])
-            t4 = time.time()
-    except BaseException:
+            t_floor = time.time()
+            parse_manifest()
+            t2 = time.time()
+            # The definitions with resources from this bench's environment: `definitions.defs` was
+            # built when first imported, maybe for another warehouse (an earlier bench in the same
+            # process, as in the tests).
+            from orchestration.definitions import build_definitions
+
+            defs = build_definitions()
+            with dg.DagsterInstance.from_config(str(workdir / "dagster_home")) as instance:
+                last = (start + timedelta(days=days - 1)).isoformat()
+                result, stages = run_pipeline(defs, start.isoformat(), last, instance)
+                # Then the weekly report, as `make run` does after a good pipeline run.
+                report, report_stages = (
+                    run_report(defs, last, instance) if result.success else (None, [])
+                )
+                stages += report_stages
+                t3 = time.time()
+                daily_result, daily_stages = (
+                    run_pipeline(defs, last, last, instance) if daily else (None, [])
+                )
+                t4 = time.time()
+        finally:
+            sampler.stop()
+        counts = _row_counts(defs.resources["duckdb"])
+    finally:
         if database and own_workdir:
             _drop_postgres_database(database)
-        raise
-    finally:
-        sampler.stop()
     for stage in stages + daily_stages:
         stage.peak_rss = sampler.peak(stage.start, stage.end)
-    try:
-        counts = _row_counts()
-    finally:
-        if database and own_workdir:
-            _drop_postgres_database(database)
     failed_steps = [s.name for s in stages if s.detail.get("status") == "STEP_FAILURE"]
     out = {
         "scale": scale,
@@ -598,15 +599,13 @@ def _drop_postgres_database(name: str) -> None:
         con.execute(f'drop database if exists "{name}" with (force)')
 
 
-def _row_counts() -> dict[str, int | None]:
-    """The core tables' row counts, from the warehouse the run built (``DBT_TARGET`` says which);
-    None for a table the run did not get to build."""
+def _row_counts(warehouse_resource) -> dict[str, int | None]:
+    """The core tables' row counts, from the runs' warehouse resource (DuckDB or Postgres); None
+    for a table the run did not get to build."""
     import dagster as dg
 
-    from orchestration.resources import warehouse_resource
-
     counts: dict[str, int | None] = {}
-    with dg.build_resources({"warehouse": warehouse_resource()}) as resources:
+    with dg.build_resources({"warehouse": warehouse_resource}) as resources:
         warehouse = resources.warehouse
         with warehouse.querying() as query:
             for table in ("raw.events", "fct_events", "fct_sessions", "dim_users"):
