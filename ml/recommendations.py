@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ml.arrays import distinct
 from ml.errors import InsufficientDataError
 from ml.features import EventLog
 
@@ -110,21 +109,94 @@ def time_split(
     interactions: pd.DataFrame, cutoff=None, holdout_fraction: float = 0.2
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """(train, test, cutoff): train holds interactions before ``cutoff``, test the rest."""
-    if interactions.empty:
-        raise InsufficientDataError("no interactions")
     times = pd.to_datetime(interactions["event_time"])
+    cutoff = _cutoff(times.to_numpy(), cutoff, holdout_fraction)
+    return interactions[times < cutoff], interactions[times >= cutoff], cutoff
+
+
+def _cutoff(times: np.ndarray, cutoff, holdout_fraction: float) -> pd.Timestamp:
+    """``cutoff``, or the time below which ``1 - holdout_fraction`` of ``times`` fall: the
+    value at that position in sorted order, found by partitioning (linear time: sorting 35M
+    times took seconds)."""
+    if not len(times):
+        raise InsufficientDataError("no interactions")
     if cutoff is None:
         if not 0 < holdout_fraction < 1:
             raise ValueError("holdout_fraction must be in (0, 1)")
-        cutoff = times.sort_values().iloc[int(len(times) * (1 - holdout_fraction))]
-    cutoff = pd.Timestamp(cutoff)
-    return interactions[times < cutoff], interactions[times >= cutoff], cutoff
+        position = int(len(times) * (1 - holdout_fraction))
+        cutoff = np.partition(times, position)[position]
+    return pd.Timestamp(cutoff)
+
+
+# Interactions are summed per (person, item) this many rows at a time.
+_CHUNK = 4_000_000
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """Interactions as arrays, in their row order: each row's person and item as a code into
+    ``persons`` and ``items`` (the ones the rows have, sorted as ``pd.factorize(sort=True)``
+    sorts them), its time and its weight.
+
+    The models below work on these and on per-pair sums (:meth:`totals`), not on frames: at 35M
+    interactions (the bench), the frames' copies for the time split, the sparse matrix built from
+    every row and pandas' group-bys per item held about 2.5 GB more at once, in the learning step
+    that set the pipeline's memory peak (bench/README.md)."""
+
+    persons: np.ndarray
+    items: np.ndarray
+    person: np.ndarray
+    item: np.ndarray
+    time: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, interactions: pd.DataFrame) -> _Coded:
+        person, persons = pd.factorize(interactions["person_id"], sort=True)
+        item, items = pd.factorize(interactions["item"], sort=True)
+        times = interactions["event_time"]
+        if not pd.api.types.is_datetime64_dtype(times):
+            times = pd.to_datetime(times)
+        return cls(
+            np.asarray(persons, dtype=object),
+            np.asarray(items, dtype=object),
+            person.astype(np.int32),
+            item.astype(np.int32),
+            times.to_numpy(),
+            interactions["weight"].to_numpy(dtype=np.float64),
+        )
+
+    def totals(self, rows: np.ndarray | None = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """Per (person, item), as persons x items matrices: the summed weights (in float64) and
+        the number of interactions, of every row or of the ``rows`` where a mask holds. A pair
+        whose weights sum to 0 has no weight entry, as if it had not been used."""
+        shape = (len(self.persons), len(self.items))
+        weights = sparse.csr_matrix(shape, dtype=np.float64)
+        counts = sparse.csr_matrix(shape, dtype=np.int64)
+        for start in range(0, len(self.person), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            keep = slice(None) if rows is None else rows[part]
+            at = (self.person[part][keep], self.item[part][keep])
+            weights += sparse.csr_matrix((self.weight[part][keep], at), shape=shape)
+            counts += sparse.csr_matrix((np.ones(len(at[0]), dtype=np.int64), at), shape=shape)
+        return weights, counts
+
+
+def _persons_per_item(counts: sparse.csr_matrix) -> np.ndarray:
+    """For each item (column), the number of persons (rows) with an interaction on it."""
+    return np.bincount(counts.indices, minlength=counts.shape[1])
+
+
+def _ranking(items: np.ndarray, counts: sparse.csr_matrix) -> list[str]:
+    """The items that have an interaction, by persons (most first), ties by item name."""
+    persons = dict(zip(items, _persons_per_item(counts), strict=True))
+    return sorted((item for item in items if persons[item]), key=lambda i: (-persons[i], i))
 
 
 def popularity(train: pd.DataFrame) -> list[str]:
     """Items by distinct persons in ``train`` (most first), ties by item name."""
-    counts = train.groupby("item", observed=True)["person_id"].nunique()
-    return sorted(counts.index, key=lambda i: (-counts[i], i))
+    coded = _Coded.of(train)
+    return _ranking(coded.items, coded.totals()[1])
 
 
 @dataclass(frozen=True)
@@ -193,20 +265,38 @@ def fit_als(
 ) -> AlsModel:
     """Fit ``implicit``'s ALS on summed weights per (person, item) (above
     :data:`ALS_FIT_SAMPLE` persons: on a fixed-seed sample, then every person's factors)."""
-    from implicit.cpu.als import AlternatingLeastSquares
-
     if train.empty:
         raise InsufficientDataError("no training interactions")
-    person, persons = pd.factorize(train["person_id"], sort=True)
-    item, items = pd.factorize(train["item"], sort=True)
+    coded = _Coded.of(train)
+    return _fit(
+        coded.persons,
+        coded.items,
+        *coded.totals(),
+        factors,
+        regularization,
+        alpha,
+        iterations,
+        seed,
+    )
+
+
+def _fit(
+    persons: np.ndarray,
+    items: np.ndarray,
+    weights: sparse.csr_matrix,
+    counts: sparse.csr_matrix,
+    factors: int = 16,
+    regularization: float = 0.05,
+    alpha: float = 10.0,
+    iterations: int = 15,
+    seed: int = 0,
+) -> AlsModel:
+    """:func:`fit_als` on the persons x items sums of :meth:`_Coded.totals`."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
     if len(items) < 2:
         raise InsufficientDataError("fewer than two items: nothing to recommend")
-    # duplicates (person, item) are summed, in float64, then the model's float32
-    summed = sparse.coo_matrix(
-        (train["weight"].to_numpy(dtype=np.float64), (person, item)),
-        shape=(len(persons), len(items)),
-    ).tocsr()
-    matrix = summed.astype(np.float32)
+    matrix = weights.astype(np.float32)
     model = AlternatingLeastSquares(
         factors=factors,
         regularization=regularization,
@@ -224,12 +314,12 @@ def fit_als(
         model.fit(matrix, show_progress=False)
         person_factors = model.user_factors
     return AlsModel(
-        list(np.asarray(persons, dtype=object)),
-        list(np.asarray(items, dtype=object)),
+        list(persons),
+        list(items),
         np.asarray(person_factors),
         np.asarray(model.item_factors),
         matrix,
-        popularity(train),
+        _ranking(items, counts),
     )
 
 
@@ -262,27 +352,34 @@ def evaluate(
     ``popularity_precision_at_k``, ``popularity_recall_at_k`` (k in the key, e.g. ``_at_10``),
     ``evaluated_persons``, ``train_interactions``, ``test_interactions``, ``items``, ``cutoff``.
     """
-    train, test, cutoff = time_split(interactions, cutoff, holdout_fraction)
-    # (person, item) pairs as numbers: persons with training history (the model's, in the same
-    # order) and every item, the ones first used after the cutoff included
-    persons = pd.Index(pd.factorize(train["person_id"], sort=True)[1])
-    items = pd.Index(sorted(set(train["item"].unique()) | set(test["item"].unique())))
-
-    def pairs(frame: pd.DataFrame) -> np.ndarray:
-        person = persons.get_indexer(frame["person_id"])
-        item = items.get_indexer(frame["item"])
-        return distinct(person[person >= 0].astype(np.int64) * len(items) + item[person >= 0])
-
-    new = np.setdiff1d(pairs(test), pairs(train), assume_unique=True)
-    if not len(new):
+    coded = _Coded.of(interactions)
+    cutoff = _cutoff(coded.time, cutoff, holdout_fraction)
+    before = coded.time < cutoff.to_datetime64()
+    weights, counts = coded.totals(before)
+    _, counts_after = coded.totals(~before)
+    # The model's persons and items: the ones with training interactions, in the same order.
+    persons = np.flatnonzero(np.diff(counts.indptr))
+    items = np.flatnonzero(_persons_per_item(counts))
+    # Relevant: (person, item) pairs used after the cutoff and not before, of persons with
+    # training history; as person (the model's row) x every item.
+    used_before = (counts[persons] != 0).astype(np.int8)
+    new = (((counts_after[persons] != 0).astype(np.int8) - used_before) == 1).tocoo()
+    if not new.nnz:
         raise InsufficientDataError("no person with training history has a new item after cutoff")
-    relevant = np.bincount(new // len(items), minlength=len(persons))
+    pairs = np.sort(new.row.astype(np.int64) * len(coded.items) + new.col)
+    relevant = np.bincount(new.row, minlength=len(persons))
     rows = np.flatnonzero(relevant)
-    model = fit_als(train, seed=seed, **als_params)
-    model_items = items.get_indexer(model.items)
+    model = _fit(
+        coded.persons[persons],
+        coded.items[items],
+        weights[persons][:, items],
+        counts[persons][:, items],
+        seed=seed,
+        **als_params,
+    )
 
     def hits(best: np.ndarray) -> np.ndarray:
-        found = np.isin(rows[:, None] * len(items) + model_items[best], new) & (best >= 0)
+        found = np.isin(rows[:, None] * len(coded.items) + items[best], pairs) & (best >= 0)
         return found.sum(axis=1)
 
     als_p, als_r = precision_recall_at_k(hits(model.top_items(rows, k)[0]), relevant[rows], k)
@@ -293,8 +390,8 @@ def evaluate(
         f"popularity_precision_at_{k}": pop_p,
         f"popularity_recall_at_{k}": pop_r,
         "evaluated_persons": len(rows),
-        "train_interactions": len(train),
-        "test_interactions": len(test),
+        "train_interactions": int(before.sum()),
+        "test_interactions": int((~before).sum()),
         "items": len(model.items),
         "cutoff": str(cutoff),
     }
@@ -313,9 +410,13 @@ def user_recommendations(
 
     Columns: ``person_id``, ``rank`` (1..k), ``item``, ``score``, ``source`` (``als``|``popular``).
     """
-    model = fit_als(interactions, seed=seed, **als_params)
+    if interactions.empty:
+        raise InsufficientDataError("no training interactions")
+    coded = _Coded.of(interactions)
+    weights, pair_counts = coded.totals()
+    model = _fit(coded.persons, coded.items, weights, pair_counts, seed=seed, **als_params)
     persons = sorted(model.persons if persons is None else set(persons))
-    counts = interactions.groupby("item", observed=True)["person_id"].nunique()
+    counts = dict(zip(coded.items, _persons_per_item(pair_counts), strict=True))
     rows = pd.Index(model.persons).get_indexer(persons)
     known = np.asarray(persons, dtype=object)[rows >= 0]
     best, scores = model.top_items(rows[rows >= 0], k)

@@ -349,6 +349,40 @@ def test_als_beats_popularity_on_two_tribes_and_is_deterministic():
     assert evaluate(data, k=3, cutoff=cutoff, factors=4, iterations=20) == result
 
 
+def test_als_inputs_are_the_pairs_sums_however_the_rows_are_chunked(monkeypatch):
+    """The ALS matrix holds each (person, item)'s summed weight, popularity counts distinct
+    persons per item, and the holdout's counts follow the cutoff, all checked against pandas on
+    the rows; summing the rows a few at a time (so that a pair's rows fall in several chunks)
+    changes nothing."""
+    import ml.recommendations as recommendations
+
+    data = _two_tribes()
+    # a second interaction on some pairs, with other weights, on the other side of the cutoff
+    data = pd.concat(
+        [data, data.iloc[::3].assign(weight=1.5, event_time=T0 + pd.Timedelta(days=12))],
+        ignore_index=True,
+    ).sample(frac=1, random_state=3)
+    cutoff = T0 + pd.Timedelta(days=5)
+    whole = (
+        fit_als(data, factors=4),
+        evaluate(data, k=3, cutoff=cutoff, factors=4),
+        user_recommendations(data, k=3, factors=4),
+    )
+    monkeypatch.setattr(recommendations, "_CHUNK", 7)
+    model = fit_als(data, factors=4)
+    expected = data.groupby(["person_id", "item"])["weight"].sum().unstack(fill_value=0.0)
+    assert model.persons == list(expected.index) and model.items == list(expected.columns)
+    np.testing.assert_array_equal(model.user_items.toarray(), expected.to_numpy(np.float32))
+    np.testing.assert_array_equal(model.person_factors, whole[0].person_factors)
+    persons = data.groupby("item")["person_id"].nunique()
+    assert model.ranking == sorted(persons.index, key=lambda i: (-persons[i], i))
+    scores = evaluate(data, k=3, cutoff=cutoff, factors=4)
+    assert scores == whole[1]
+    assert scores["train_interactions"] == int((data["event_time"] < cutoff).sum())
+    assert scores["test_interactions"] == int((data["event_time"] >= cutoff).sum())
+    pd.testing.assert_frame_equal(user_recommendations(data, k=3, factors=4), whole[2])
+
+
 def test_time_split_popularity_and_cold_start():
     data = _two_tribes()
     train, test, cutoff = time_split(data, holdout_fraction=40 / 280)
