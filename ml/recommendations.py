@@ -166,16 +166,18 @@ class _Coded:
             interactions["weight"].to_numpy(dtype=np.float64),
         )
 
-    def totals(self, rows: np.ndarray | None = None) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    def totals(
+        self, where: np.ndarray | None = None
+    ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """Per (person, item), as persons x items matrices: the summed weights (in float64) and
-        the number of interactions, of every row or of the ``rows`` where a mask holds. A pair
-        whose weights sum to 0 has no weight entry, as if it had not been used."""
+        the number of interactions, of every row or of the rows where the mask ``where`` holds.
+        A pair whose weights sum to 0 has no weight entry, as if it had not been used."""
         shape = (len(self.persons), len(self.items))
         weights = sparse.csr_matrix(shape, dtype=np.float64)
         counts = sparse.csr_matrix(shape, dtype=np.int64)
         for start in range(0, len(self.person), _CHUNK):
             part = slice(start, start + _CHUNK)
-            keep = slice(None) if rows is None else rows[part]
+            keep = slice(None) if where is None else where[part]
             at = (self.person[part][keep], self.item[part][keep])
             weights += sparse.csr_matrix((self.weight[part][keep], at), shape=shape)
             counts += sparse.csr_matrix((np.ones(len(at[0]), dtype=np.int64), at), shape=shape)
