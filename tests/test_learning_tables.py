@@ -81,9 +81,22 @@ def test_the_event_log_read_in_sql_gives_the_frames_features(duckdb_path):
     """read_event_log numbers persons, names and sessions in SQL; every feature computed from it
     equals the one computed from the events as a frame."""
     events = random_log(11).assign(event_id=lambda f: [f"e{i}" for i in range(len(f))])
+    # fct_events numbers each person's sessions 1, 2, ... beside their session_id
+    number = events.groupby("person_id")["session_id"].transform(
+        lambda ids: pd.Series(pd.factorize(ids)[0] + 1, index=ids.index)
+    )
+    events["session_number"] = number.where(events["session_id"].notna()).astype("Int64")
     users = _users(events)
     warehouse = _warehouse(duckdb_path, events)
     log = read_event_log(warehouse, properties_of=["purchase"])
+    # one number per (person, session), though the persons share session ids ("s0".."s3")
+    sessions = pd.DataFrame({"person": log.person, "session": log.session})
+    sessions = sessions[sessions["session"] >= 0]
+    assert len(sessions) == events["session_id"].notna().sum()
+    assert sessions.groupby("session")["person"].nunique().eq(1).all()
+    assert sessions["session"].nunique() == len(
+        events.dropna(subset=["session_id"]).drop_duplicates(["person_id", "session_id"])
+    )
     levels = funnel_levels(log, STEPS, WINDOW)
     pd.testing.assert_frame_equal(levels, funnel_levels(events, STEPS, WINDOW), check_dtype=False)
     pd.testing.assert_frame_equal(

@@ -155,17 +155,20 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
     called one of ``properties_of`` (the models read no others).
 
     Persons are numbered in SQL, so no per-event id becomes a Python string, and the events are
-    not sorted: every feature is order-free. A session is identified by a 63-bit hash of
-    (person_id, session_id); two of the warehouse's few million sessions sharing one is a
-    one-in-a-million chance per run, and would merge them in the session counts.
+    not sorted: every feature is order-free. Sessions are numbered in SQL too: the sessions of
+    the persons before (in person order), plus the session's ``session_number`` (1, 2, ... per
+    person, fct_events), so that each (person_id, session_id) has its own number.
     """
     # On a Postgres warehouse, only the columns read here are copied.
-    read = ("person_id", "event_name", "event_time", "session_id", "properties")
+    read = ("person_id", "event_name", "event_time", "session_number", "properties")
     with duckdb.reading(TableSlice("fct_events", read)) as con:
         con.execute(
             "create temp table learning_persons as select person_id,"
-            " (row_number() over (order by person_id) - 1)::integer as person"
-            f" from (select distinct person_id from {SCHEMA}.fct_events)"
+            " (row_number() over (order by person_id) - 1)::integer as person,"
+            " coalesce(sum(sessions) over (order by person_id"
+            " rows between unbounded preceding and 1 preceding), 0)::bigint as first_session"
+            f" from (select person_id, max(session_number) as sessions from {SCHEMA}.fct_events"
+            " group by person_id)"
         )
         persons = con.execute(
             "select person_id from learning_persons order by person"
@@ -175,8 +178,7 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
             "select learning_persons.person,"
             " list_position($names, event_name)::integer - 1 as name,"
             " epoch_us(event_time) as time,"
-            " case when session_id is null then -1"
-            " else (hash(person_id, session_id) >> 1)::bigint end as session,"
+            " coalesce(learning_persons.first_session + session_number - 1, -1)::bigint as session,"
             " case when list_contains($properties_of, event_name) then properties end"
             " as properties"
             f" from {SCHEMA}.fct_events join learning_persons using (person_id)",
