@@ -45,6 +45,8 @@ class Features:
     events: list[str] | None = None  # None: every event that is not a funnel step
     signup_event: str = "first_seen"
     breakdowns: list[str] | None = None  # None: the top-level breakdowns
+    # The feature recommendations' weight of a use of each feature event (unlisted: 1).
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ def _journey(reader: _Reader, node: yaml.Node, index: int) -> Journey:
 
 def _features(reader: _Reader, node: yaml.Node, breakdown: Any) -> Features:
     keys = reader.mapping(
-        node, "behaviour.features", {"events": False, "signup_event": False, "breakdowns": False}
+        node,
+        "behaviour.features",
+        {"events": False, "signup_event": False, "breakdowns": False, "weights": False},
     )
     events = None
     if "events" in keys:
@@ -191,7 +195,21 @@ def _features(reader: _Reader, node: yaml.Node, breakdown: Any) -> Features:
             if value in breakdowns or value == "all":
                 raise reader.fail(item, f"breakdown {value!r} is reserved or listed twice")
             breakdowns.append(breakdown(reader, item, value))
-    return Features(events, signup, breakdowns)
+    weights: dict[str, float] = {}
+    if "weights" in keys:
+        node = keys["weights"][1]
+        if not isinstance(node, yaml.MappingNode):
+            raise reader.fail(node, "behaviour.features.weights must be a mapping (event: weight)")
+        for key_node, value_node in node.value:
+            event = reader.text(key_node, "an event of behaviour.features.weights")
+            if event in weights:
+                raise reader.fail(key_node, f"feature {event!r} has two weights")
+            if events is not None and event not in events:
+                raise reader.fail(
+                    key_node, f"{event!r} has a weight but is not in behaviour.features.events"
+                )
+            weights[event] = reader.number(value_node, f"the weight of {event!r}")
+    return Features(events, signup, breakdowns, weights)
 
 
 def _lifecycle(reader: _Reader, node: yaml.Node) -> Lifecycle:

@@ -55,8 +55,39 @@ def test_a_journey_with_every_option():
     assert to_dbt_vars(config)["behaviour"]["funnel_steps"] == ["a", "b"]
 
 
+def test_feature_weights_are_the_configured_features_weighted(tmp_path, monkeypatch):
+    """The recommendations' items are behaviour.features.events, weighted as configured (1 when
+    unlisted); without a features list, every event that is not a funnel step."""
+    from orchestration.learning.tables import feature_weights
+
+    config = tmp_path / "analytics.yml"
+    monkeypatch.setenv("ANALYTICS_CONFIG", str(config))
+    config.write_text(
+        "funnels:\n  - {name: f, steps: [signup, pay], conversion_window: 1d}\n"
+        "behaviour:\n  features:\n    events: [search, export]\n    weights: {export: 2.5}\n"
+    )
+    assert feature_weights(["export", "pay", "search", "signup", "view"]) == {
+        "search": 1.0,
+        "export": 2.5,
+    }
+    config.write_text(
+        "funnels:\n  - {name: f, steps: [signup, pay], conversion_window: 1d}\n"
+        "behaviour:\n  features:\n    weights: {view: 3}\n"
+    )
+    assert feature_weights(["export", "pay", "search", "signup", "view"]) == {
+        "export": 1.0,
+        "search": 1.0,
+        "view": 3.0,
+    }
+
+
 def test_the_repository_config_parses():
-    assert [j.name for j in load_config().behaviour.journeys] == ["after_signup", "before_purchase"]
+    from ml.recommendations import DEFAULT_WEIGHTS
+
+    config = load_config()
+    assert [j.name for j in config.behaviour.journeys] == ["after_signup", "before_purchase"]
+    # the demo's recommendation weights, which the demo findings' tests use
+    assert config.behaviour.features.weights == dict(DEFAULT_WEIGHTS)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +119,22 @@ def test_the_repository_config_parses():
         ("behaviour:\n  lifecycle: {granularities: [month]}\n", "line 2: lifecycle granularity"),
         ("behaviour:\n  features: {breakdowns: [colour]}\n", "line 2: breakdown 'colour'"),
         ("behaviour:\n  snapshots: {recompute_days: 0}\n", "line 2: recompute_days"),
+        (
+            "behaviour:\n  features:\n    weights: [a]\n",
+            "line 3: behaviour.features.weights must be a mapping",
+        ),
+        (
+            "behaviour:\n  features:\n    events: [a]\n    weights: {a: 2, b: 1}\n",
+            "line 4: 'b' has a weight but is not in behaviour.features.events",
+        ),
+        (
+            "behaviour:\n  features:\n    weights:\n      a: 0\n",
+            "line 4: the weight of 'a' must be a positive number",
+        ),
+        (
+            "behaviour:\n  features:\n    weights:\n      a: 1\n      a: 2\n",
+            "line 5: feature 'a' has two weights",
+        ),
     ],
 )
 def test_errors_name_the_line(text, message):

@@ -30,6 +30,7 @@ from ml.segmentation import segment_users
 from ml.ux_recommendations import ux_recommendations
 from orchestration.learning.tables import (
     SCHEMAS,
+    feature_weights,
     learning_funnel,
     once_per_run,
     read_event_log,
@@ -259,8 +260,11 @@ def _ux_result(
 )
 def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """Top-10 features to try for each person who used one: implicit-feedback ALS, evaluated on
-    a time split against the popularity baseline (ml/recommendations.py)."""
-    interactions = interactions_from_events(_event_log(context, duckdb))
+    a time split against the popularity baseline (ml/recommendations.py). The features and
+    their weights are behaviour.features' (feature_weights)."""
+    log = _event_log(context, duckdb)
+    weights = feature_weights(list(log.names))
+    interactions = interactions_from_events(log, weights)
     # The two fits (all interactions; before the evaluation's cutoff) are independent and each
     # runs on one core: side by side they take the time of one.
     with ThreadPoolExecutor(2) as pool:
@@ -275,6 +279,7 @@ def user_recommendations_asset(context: dg.AssetExecutionContext, duckdb: Wareho
     metadata = {
         **_written(duckdb, "user_recommendations", recs),
         "persons": int(recs["person_id"].nunique()),
+        "feature_weights": dg.MetadataValue.json(weights),
     }
     try:
         scores = evaluated.result()

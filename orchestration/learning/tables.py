@@ -17,6 +17,7 @@ import pandas as pd
 from ml.errors import InsufficientDataError
 from ml.features import EventLog
 from orchestration import metrics_config, warehouse
+from orchestration.behaviour_config import BehaviourConfig
 from orchestration.resources import TableSlice, WarehouseResource
 
 SCHEMA = warehouse.SCHEMA
@@ -265,3 +266,17 @@ def learning_funnel() -> LearningFunnel:
     return LearningFunnel(
         funnel.name, list(funnel.steps), pd.Timedelta(seconds=funnel.conversion_window_seconds)
     )
+
+
+def feature_weights(event_names: Sequence[str]) -> dict[str, float]:
+    """The feature recommendations' items and the weight of a use of each: the events of
+    ``behaviour.features.events`` (without that list, every one of ``event_names`` that is not a
+    step of a configured funnel, as the feature marts take them), weighted by
+    ``behaviour.features.weights`` (1 when unlisted)."""
+    config = metrics_config.load_config()
+    features = (config.behaviour or BehaviourConfig()).features
+    events = features.events
+    if events is None:
+        steps = {step for funnel in config.funnels for step in funnel.steps}
+        events = [name for name in event_names if name not in steps]
+    return {event: features.weights.get(event, 1.0) for event in events}
