@@ -257,29 +257,18 @@ class AlsModel:
         return best
 
 
-def fit_als(
-    train: pd.DataFrame,
-    factors: int = 16,
-    regularization: float = 0.05,
-    alpha: float = 10.0,
-    iterations: int = 15,
-    seed: int = 0,
-) -> AlsModel:
+# ALS's settings unless a caller gives others (fit_als, evaluate, user_recommendations).
+ALS_PARAMS = {"factors": 16, "regularization": 0.05, "alpha": 10.0, "iterations": 15}
+
+
+def fit_als(train: pd.DataFrame, seed: int = 0, **als_params) -> AlsModel:
     """Fit ``implicit``'s ALS on summed weights per (person, item) (above
-    :data:`ALS_FIT_SAMPLE` persons: on a fixed-seed sample, then every person's factors)."""
+    :data:`ALS_FIT_SAMPLE` persons: on a fixed-seed sample, then every person's factors);
+    ``als_params`` override :data:`ALS_PARAMS`."""
     if train.empty:
         raise InsufficientDataError("no training interactions")
     coded = _Coded.of(train)
-    return _fit(
-        coded.persons,
-        coded.items,
-        *coded.totals(),
-        factors,
-        regularization,
-        alpha,
-        iterations,
-        seed,
-    )
+    return _fit(coded.persons, coded.items, *coded.totals(), seed=seed, **als_params)
 
 
 def _fit(
@@ -287,11 +276,8 @@ def _fit(
     items: np.ndarray,
     weights: sparse.csr_matrix,
     counts: sparse.csr_matrix,
-    factors: int = 16,
-    regularization: float = 0.05,
-    alpha: float = 10.0,
-    iterations: int = 15,
     seed: int = 0,
+    **als_params,
 ) -> AlsModel:
     """:func:`fit_als` on the persons x items sums of :meth:`_Coded.totals`."""
     from implicit.cpu.als import AlternatingLeastSquares
@@ -300,10 +286,7 @@ def _fit(
         raise InsufficientDataError("fewer than two items: nothing to recommend")
     matrix = weights.astype(np.float32)
     model = AlternatingLeastSquares(
-        factors=factors,
-        regularization=regularization,
-        alpha=alpha,
-        iterations=iterations,
+        **{**ALS_PARAMS, **als_params},
         num_threads=1,
         random_state=seed,
         calculate_training_loss=False,
