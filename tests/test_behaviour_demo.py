@@ -3,11 +3,12 @@ the demo with the repository's config/analytics.yml, with its UI headline and ch
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from orchestration.ingest.demo import CHANNELS, DemoConfig, generate
 from orchestration.metrics.reports import REPORTS
-from orchestration.metrics_config import DEFAULT_CONFIG_PATH
+from orchestration.metrics_config import DEFAULT_CONFIG_PATH, load_config
 from tests.metrics_dbt import build_or_fail, land_events, query
 
 BEHAVIOUR_MARTS = (
@@ -33,6 +34,30 @@ def test_first_touch_channels_recover_the_planted_mix(demo):
     assert set(shares) == set(PLANTED)
     for channel, share in PLANTED.items():
         assert shares[channel] == pytest.approx(share, abs=0.04), channel
+
+
+def test_feature_usage_counts_each_days_persons_and_events(demo):
+    """feature_usage against pandas over fct_events: per UTC day and configured feature, the
+    distinct persons and the events."""
+    events = query(demo, "select person_id, event_name, event_time from fct_events")
+    features = load_config().behaviour.features.events
+    used = events[events["event_name"].isin(features)].assign(
+        usage_date=lambda f: f["event_time"].dt.date.astype(str)
+    )
+    expected = (
+        used.groupby(["usage_date", "event_name"])
+        .agg(persons=("person_id", "nunique"), events=("person_id", "size"))
+        .reset_index()
+        .rename(columns={"event_name": "feature"})
+        .sort_values(["usage_date", "feature"], ignore_index=True)
+    )
+    got = query(
+        demo,
+        "select cast(usage_date as varchar) as usage_date, feature, persons, events"
+        " from feature_usage order by 1, 2",
+    )
+    assert len(expected) > 20
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
 def test_onboarding_journey_and_drop_offs(demo):

@@ -19,15 +19,29 @@ events as (
 
 ),
 
-final as (
+-- Per person first, then per day and feature: the same numbers as count(distinct person_id), which
+-- Postgres computes by sorting every event (118 s at 40M events on the bench's server).
+per_person as (
 
     select
         cast(event_time as date) as usage_date,
         event_name as feature,
-        count(distinct person_id) as persons,
+        person_id,
         count(*) as events
     from events
-    group by cast(event_time as date), event_name
+    group by cast(event_time as date), event_name, person_id
+
+),
+
+final as (
+
+    select
+        usage_date,
+        feature,
+        count(*) as persons,
+        cast(sum(events) as {{ dbt.type_bigint() }}) as events
+    from per_person
+    group by usage_date, feature
 
 )
 
