@@ -42,7 +42,7 @@ from tests.pipeline import query
 
 REPO = Path(__file__).resolve().parent.parent
 DAYS = ["2026-09-01", "2026-09-02", "2026-09-03"]
-WORKER_TIMEOUT = 75  # seconds, for the whole backfill: each process is killed after it
+WORKER_TIMEOUT = 180  # seconds, for the whole backfill: each process is killed after it
 BLOCKED = f"Step blocked by limit for pool {WAREHOUSE_POOL}"
 
 def _warehouse_nodes() -> list[tuple[str, str | None]]:
