@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -189,16 +190,16 @@ def _persons_per_item(counts: sparse.csr_matrix) -> np.ndarray:
     return np.bincount(counts.indices, minlength=counts.shape[1])
 
 
-def _ranking(items: np.ndarray, counts: sparse.csr_matrix) -> list[str]:
-    """The items that have an interaction, by persons (most first), ties by item name."""
-    persons = dict(zip(items, _persons_per_item(counts), strict=True))
-    return sorted((item for item in items if persons[item]), key=lambda i: (-persons[i], i))
+def _ranking(items, item_persons: np.ndarray) -> list[str]:
+    """``items`` by their persons (most first), ties by item name."""
+    persons = dict(zip(items, item_persons, strict=True))
+    return sorted(items, key=lambda item: (-persons[item], item))
 
 
 def popularity(train: pd.DataFrame) -> list[str]:
     """Items by distinct persons in ``train`` (most first), ties by item name."""
     coded = _Coded.of(train)
-    return _ranking(coded.items, coded.totals()[1])
+    return _ranking(coded.items, _persons_per_item(coded.totals()[1]))
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,12 @@ class AlsModel:
     person_factors: np.ndarray
     item_factors: np.ndarray
     user_items: sparse.csr_matrix
-    ranking: list[str]
+    item_persons: np.ndarray  # per item, the persons with an interaction on it
+
+    @cached_property
+    def ranking(self) -> list[str]:
+        """The popularity baseline's order: :func:`popularity` of the training interactions."""
+        return _ranking(self.items, self.item_persons)
 
     def _blocks(self, rows: np.ndarray):
         """``rows`` in blocks of about a million (person, item) cells, with what they have."""
@@ -304,7 +310,7 @@ def _fit(
         np.asarray(person_factors),
         np.asarray(model.item_factors),
         matrix,
-        _ranking(items, counts),
+        _persons_per_item(counts),
     )
 
 
@@ -395,13 +401,9 @@ def user_recommendations(
 
     Columns: ``person_id``, ``rank`` (1..k), ``item``, ``score``, ``source`` (``als``|``popular``).
     """
-    if interactions.empty:
-        raise InsufficientDataError("no training interactions")
-    coded = _Coded.of(interactions)
-    weights, pair_counts = coded.totals()
-    model = _fit(coded.persons, coded.items, weights, pair_counts, seed=seed, **als_params)
+    model = fit_als(interactions, seed=seed, **als_params)
     persons = sorted(model.persons if persons is None else set(persons))
-    counts = dict(zip(coded.items, _persons_per_item(pair_counts), strict=True))
+    counts = dict(zip(model.items, model.item_persons, strict=True))
     rows = pd.Index(model.persons).get_indexer(persons)
     known = np.asarray(persons, dtype=object)[rows >= 0]
     best, scores = model.top_items(rows[rows >= 0], k)
