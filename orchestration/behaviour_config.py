@@ -156,13 +156,12 @@ def _journey(reader: _Reader, node: yaml.Node, index: int) -> Journey:
             exclude.append(_regex(reader, item, f"{label}: exclude pattern"))
     aliases = []
     if "aliases" in keys:
-        alias_node = keys["aliases"][1]
-        if not isinstance(alias_node, yaml.MappingNode):
-            raise reader.fail(alias_node, f"{label}: aliases must map a name to a pattern")
-        for key_node, value_node in alias_node.value:
-            alias = reader.text(key_node, f"{label}: an alias name")
-            if alias in {a["name"] for a in aliases}:
-                raise reader.fail(key_node, f"{label}: alias {alias!r} is listed twice")
+        for _, alias, value_node in reader.entries(
+            keys["aliases"][1],
+            f"{label}: aliases must map a name to a pattern",
+            f"{label}: an alias name",
+            lambda alias: f"{label}: alias {alias!r} is listed twice",
+        ):
             pattern = _regex(reader, value_node, f"{label}: alias {alias!r} pattern")
             aliases.append({"name": alias, "pattern": pattern})
     return Journey(name, event, direction, steps, occurrence, collapse, exclude, aliases)
@@ -197,13 +196,12 @@ def _features(reader: _Reader, node: yaml.Node, breakdown: Any) -> Features:
             breakdowns.append(breakdown(reader, item, value))
     weights: dict[str, float] = {}
     if "weights" in keys:
-        node = keys["weights"][1]
-        if not isinstance(node, yaml.MappingNode):
-            raise reader.fail(node, "behaviour.features.weights must be a mapping (event: weight)")
-        for key_node, value_node in node.value:
-            event = reader.text(key_node, "an event of behaviour.features.weights")
-            if event in weights:
-                raise reader.fail(key_node, f"feature {event!r} has two weights")
+        for key_node, event, value_node in reader.entries(
+            keys["weights"][1],
+            "behaviour.features.weights must be a mapping (event: weight)",
+            "an event of behaviour.features.weights",
+            lambda event: f"feature {event!r} has two weights",
+        ):
             if events is not None and event not in events:
                 raise reader.fail(
                     key_node, f"{event!r} has a weight but is not in behaviour.features.events"

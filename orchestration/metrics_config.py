@@ -166,6 +166,22 @@ class _Reader:
                 raise self.fail(node, f"{what} is missing the required key {key!r}")
         return found
 
+    def entries(
+        self, node: yaml.Node, not_a_mapping: str, key_what: str, twice: Callable[[str], str]
+    ) -> list[tuple[yaml.Node, str, yaml.Node]]:
+        """A mapping whose keys the user chooses (alias names, event names): (key node, key, value
+        node) for each entry. Not a mapping fails with ``not_a_mapping``; a key that is not text
+        names ``key_what``; a key given twice fails with ``twice(key)``, at its second line."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, not_a_mapping)
+        entries: list[tuple[yaml.Node, str, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            key = self.text(key_node, key_what)
+            if key in {seen for _, seen, _ in entries}:
+                raise self.fail(key_node, twice(key))
+            entries.append((key_node, key, value_node))
+        return entries
+
     def named_items(
         self,
         node: yaml.Node,

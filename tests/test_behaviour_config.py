@@ -116,6 +116,15 @@ def test_the_repository_config_parses():
             " window: 3x}\n",
             "line 3: abandonment pair 'c': window",
         ),
+        (
+            "behaviour:\n  journeys:\n    - name: j\n      after: a\n      aliases: [x]\n",
+            "line 5: journey 'j': aliases must map a name to a pattern",
+        ),
+        (
+            "behaviour:\n  journeys:\n    - name: j\n      after: a\n      aliases:\n"
+            "        x: '^a$'\n        x: '^b$'\n",
+            "line 7: journey 'j': alias 'x' is listed twice",
+        ),
         ("behaviour:\n  lifecycle: {granularities: [month]}\n", "line 2: lifecycle granularity"),
         ("behaviour:\n  features: {breakdowns: [colour]}\n", "line 2: breakdown 'colour'"),
         ("behaviour:\n  snapshots: {recompute_days: 0}\n", "line 2: recompute_days"),
