@@ -335,5 +335,11 @@ def to_dbt_vars(config: BehaviourConfig | None, funnels: list[Funnel]) -> dict[s
     """The value of the dbt var ``behaviour``."""
     config = config or BehaviourConfig()
     variables = asdict(config)
-    variables["funnel_steps"] = sorted({step for f in funnels for step in f.steps})
+    variables["funnel_steps"] = funnel_steps(funnels)
     return variables
+
+
+def funnel_steps(funnels: list[Funnel]) -> list[str]:
+    """Every step of the configured funnels, sorted: the events that are not features when
+    ``features.events`` is not given (the dbt var ``behaviour.funnel_steps``)."""
+    return sorted({step for funnel in funnels for step in funnel.steps})

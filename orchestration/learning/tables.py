@@ -17,7 +17,7 @@ import pandas as pd
 from ml.errors import InsufficientDataError
 from ml.features import EventLog
 from orchestration import metrics_config, warehouse
-from orchestration.behaviour_config import BehaviourConfig
+from orchestration.behaviour_config import BehaviourConfig, funnel_steps
 from orchestration.resources import TableSlice, WarehouseResource
 
 SCHEMA = warehouse.SCHEMA
@@ -277,6 +277,6 @@ def feature_weights(event_names: Sequence[str]) -> dict[str, float]:
     features = (config.behaviour or BehaviourConfig()).features
     events = features.events
     if events is None:
-        steps = {step for funnel in config.funnels for step in funnel.steps}
+        steps = set(funnel_steps(config.funnels))
         events = [name for name in event_names if name not in steps]
     return {event: features.weights.get(event, 1.0) for event in events}
