@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,17 +111,28 @@ class WarehouseLockTimeout(RuntimeError):
 class TableSlice(NamedTuple):
     """The part of a table that a reader uses, for :meth:`WarehouseResource.reading`: on a
     Postgres warehouse only these columns (all when empty) and the rows ``where`` keeps are
-    copied. On DuckDB the reader reads the table itself and must select and filter in its own
-    queries, so a slice must keep all that its reader's queries ask for. ``where`` is SQL over
-    the table's columns that Postgres runs; values in it are the caller's, never user input."""
+    copied. A column is a name, or a ``(name, SQL)`` pair whose value is copied under that name
+    (say, a JSON column only on the rows that need it). On DuckDB the reader reads the table
+    itself and must select, compute and filter in its own queries, so a slice must keep all that
+    its reader's queries ask for. ``where`` and the SQL of a pair are run by Postgres; values in
+    them are the caller's, or quoted with :func:`sql_text`."""
 
     table: str
-    columns: tuple[str, ...] = ()
+    columns: tuple[str | tuple[str, str], ...] = ()
     where: str = ""
 
     def query(self, relation: str) -> str:
-        columns = ", ".join(ident(c) for c in self.columns) or "*"
-        return f"select {columns} from {relation}" + (f" where {self.where}" if self.where else "")
+        columns = ", ".join(
+            ident(c) if isinstance(c, str) else f"{c[1]} as {ident(c[0])}" for c in self.columns
+        )
+        return f"select {columns or '*'} from {relation}" + (
+            f" where {self.where}" if self.where else ""
+        )
+
+
+def sql_text(value: str) -> str:
+    """``value`` as an SQL string literal (the same rule in DuckDB and Postgres)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class WarehouseResource(DuckDBResource):
@@ -263,14 +275,25 @@ class WarehouseResource(DuckDBResource):
             with self.get_connection() as con:
                 yield lambda sql: con.execute(sql).df()
             return
-        config = dict(self.connection_config)
-        with duckdb.connect(":memory:", config=config) as local, self.postgres_connection() as pg:
+        with self._scratch() as local, self.postgres_connection() as pg:
 
             def run(sql: str) -> pd.DataFrame:
                 pull(pg, local, sql, "main.query_result")
                 return local.execute("select * from main.query_result").df()
 
             yield run
+
+    @contextmanager
+    def _scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """On Postgres, the DuckDB that the Python assets' copies go to: a file of its own, deleted
+        afterwards, not ``:memory:``. In a file, DuckDB stores a large copy compressed and reads
+        it back page by page within its memory limit; in memory it holds the copy whole and
+        uncompressed (about 2 GB for the learning assets' columns of 40M events, beside what they
+        compute from them)."""
+        with tempfile.TemporaryDirectory(prefix="warehouse-scratch-") as folder:
+            path = str(Path(folder) / "scratch.duckdb")
+            with duckdb.connect(path, config=dict(self.connection_config)) as con:
+                yield con
 
     @contextmanager
     def reading(self, *tables: str | TableSlice) -> Iterator:
@@ -285,7 +308,7 @@ class WarehouseResource(DuckDBResource):
             with self.get_connection() as con:
                 yield con
             return
-        with duckdb.connect(":memory:", config=dict(self.connection_config)) as con:
+        with self._scratch() as con:
             with self.postgres_connection() as pg:
                 for wanted in tables:
                     part = wanted if isinstance(wanted, TableSlice) else TableSlice(wanted)

@@ -89,6 +89,12 @@ def test_the_event_log_read_in_sql_gives_the_frames_features(duckdb_path):
     users = _users(events)
     warehouse = _warehouse(duckdb_path, events)
     log = read_event_log(warehouse, properties_of=["purchase"])
+    # the properties of purchases only; None for the other events
+    bought = log.names[log.name] == "purchase"
+    assert sorted(log.properties[bought]) == sorted(
+        events.loc[events["event_name"] == "purchase", "properties"]
+    )
+    assert all(value is None for value in log.properties[~bought])
     # one number per (person, session), though the persons share session ids ("s0".."s3")
     sessions = pd.DataFrame({"person": log.person, "session": log.session})
     sessions = sessions[sessions["session"] >= 0]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from orchestration import warehouse
-from orchestration.resources import TableSlice, WarehouseResource, warehouse_resource
+from orchestration.resources import TableSlice, WarehouseResource, sql_text, warehouse_resource
 from tests.postgres import PostgresDatabase
 
 # Values that a CSV transport could get wrong: the empty string against null, quotes, commas and
@@ -132,3 +133,27 @@ def test_a_slice_copies_only_its_columns_and_rows(postgres_database, tmp_path):
     # On DuckDB the reader reads the table itself: the slice is the reader's to apply.
     with on_duckdb.reading(part) as con:
         assert con.execute("select count(*) from main.awkward").fetchall() == [(4,)]
+
+
+@pytest.mark.postgres
+def test_a_slice_column_can_be_computed_by_postgres(postgres_database):
+    on_postgres = _postgres_warehouse(postgres_database)
+    warehouse.replace_table(on_postgres, "awkward", AWKWARD, SCHEMA)
+    kept = ", ".join(map(sql_text, ["plain", "it's"]))
+    text_of_kept = ("text", f"case when text in ({kept}) then text end")
+    with on_postgres.reading(TableSlice("awkward", ("whole", text_of_kept))) as con:
+        copied = con.execute("select whole, text from main.awkward order by whole").fetchall()
+    assert copied == [(-(2**40), None), (0, "plain"), (1, None), (None, None)]
+
+
+@pytest.mark.postgres
+def test_copies_from_postgres_go_to_a_scratch_file_that_is_deleted(postgres_database):
+    on_postgres = _postgres_warehouse(postgres_database)
+    warehouse.replace_table(on_postgres, "awkward", AWKWARD, SCHEMA)
+    with on_postgres.reading("awkward") as con:
+        (path,) = con.execute(
+            "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchone()
+        assert path and Path(path).is_file()
+        assert con.execute("select count(*) from main.awkward").fetchone() == (4,)
+    assert not Path(path).exists()

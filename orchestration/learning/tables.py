@@ -18,7 +18,7 @@ from ml.errors import InsufficientDataError
 from ml.features import EventLog
 from orchestration import metrics_config, warehouse
 from orchestration.behaviour_config import BehaviourConfig, funnel_steps
-from orchestration.resources import TableSlice, WarehouseResource
+from orchestration.resources import TableSlice, WarehouseResource, sql_text
 
 SCHEMA = warehouse.SCHEMA
 WORD_BITS = 63  # event names per BIGINT bit mask (the sign bit stays clear)
@@ -160,8 +160,17 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
     the persons before (in person order), plus the session's ``session_number`` (1, 2, ... per
     person, fct_events), so that each (person_id, session_id) has its own number.
     """
-    # On a Postgres warehouse, only the columns read here are copied.
-    read = ("person_id", "event_name", "event_time", "session_number", "properties")
+    # On a Postgres warehouse only the columns read here are copied, and the properties only of
+    # the events that the models read them of: the others would be most of the bytes.
+    kept = ", ".join(map(sql_text, properties_of))
+    properties = f"case when event_name in ({kept}) then properties end" if kept else "null"
+    read = (
+        "person_id",
+        "event_name",
+        "event_time",
+        "session_number",
+        ("properties", f"cast({properties} as text)"),
+    )
     with duckdb.reading(TableSlice("fct_events", read)) as con:
         con.execute(
             "create temp table learning_persons as select person_id,"
@@ -192,8 +201,14 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
         name=columns["name"],
         time=columns["time"],
         session=columns["session"],
-        properties=np.ma.filled(columns["properties"], None) if properties_of else None,
+        properties=_objects(columns["properties"]) if properties_of else None,
     )
+
+
+def _objects(column: np.ndarray) -> np.ndarray:
+    """A text column from ``fetchnumpy`` with None where SQL has null. (``np.ma.filled(column,
+    None)`` would not do: None there means the array's default fill value, "?" for objects.)"""
+    return np.where(np.ma.getmaskarray(column), None, np.ma.getdata(column))
 
 
 def read_event_sets(duckdb: WarehouseResource) -> tuple[pd.DataFrame, np.ndarray]:

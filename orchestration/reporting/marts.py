@@ -73,7 +73,9 @@ def _week_slices(week_start: date) -> tuple[TableSlice, TableSlice]:
     start, end = (f"timestamp '{moment.isoformat(sep=' ')}'" for moment in _window(week_start))
     in_window = "{column} >= " + start + " and {column} < " + end
     return (
-        TableSlice("fct_events", tuple(EVENT_EXPRESSIONS), in_window.format(column="event_time")),
+        TableSlice(
+            "fct_events", tuple(EVENT_EXPRESSIONS.items()), in_window.format(column="event_time")
+        ),
         TableSlice("dim_users", USER_COLUMNS, in_window.format(column="first_seen_at")),
     )
 
