@@ -198,6 +198,10 @@ cast('{{ settings_fingerprint(settings) }}' as {{ dbt.type_string() }}) as setti
 {#- One row per `partition_by` value of `events` (a relation or CTE name with `event_time` and
     `event_id`): its first `event_time` and, among the events at that instant, the smallest
     `event_id`; or its last time and greatest id with last=true. `event_id` need not be unique. -#}
+{{ return(adapter.dispatch('edge_keys', 'product_analytics')(events, partition_by, last)) }}
+{%- endmacro %}
+
+{% macro default__edge_keys(events, partition_by, last) %}
 {%- set edge = 'max' if last else 'min' -%}
 select
     at_edge_time.{{ partition_by }},
@@ -214,6 +218,22 @@ inner join (
 group by at_edge_time.{{ partition_by }}, at_edge_time.event_time
 {%- endmacro %}
 
+{#- Postgres: `distinct on`, one sort. The join above is planned from two equalities that Postgres
+    takes as independent, (key) and (time = the key's edge time), so it expects one row where
+    there is one per key; the models that joined that "one row" to another large input were
+    planned as nested loops, a person-by-person comparison (dim_users, fct_sessions). `distinct
+    on` is estimated at the key's distinct values. Nulls last both ways, as min/max skip them. -#}
+{% macro postgres__edge_keys(events, partition_by, last) %}
+select distinct on ({{ partition_by }}) {{ partition_by }}, event_time, event_id
+from {{ events }}
+order by {{ partition_by }}, {{ edge_order(last) }}
+{%- endmacro %}
+
+{% macro edge_order(last) -%}
+{%- set direction = 'desc' if last else 'asc' -%}
+event_time {{ direction }} nulls last, event_id {{ direction }} nulls last
+{%- endmacro %}
+
 
 {% macro edge_events(events, partition_by, columns, last=false) %}
 {#- One row per `partition_by` value of `events` (a relation or CTE name with `event_time` and a
@@ -221,7 +241,12 @@ group by at_edge_time.{{ partition_by }}, at_edge_time.event_time
     last with last=true. The same rows as
     `row_number() over (partition by .. order by event_time, event_id) = 1` (desc for the last),
     from two grouped scans and two joins (edge_keys, then the event): a window ranks every event,
-    and took 4-5 times as long at 40M events (bench/README.md). -#}
+    and took 4-5 times as long at 40M events on DuckDB (bench/README.md). On Postgres, `distinct
+    on` (see postgres__edge_keys). -#}
+{{ return(adapter.dispatch('edge_events', 'product_analytics')(events, partition_by, columns, last)) }}
+{%- endmacro %}
+
+{% macro default__edge_events(events, partition_by, columns, last) %}
 select
     {%- for column in columns %}
     edge_event.{{ column }}{% if not loop.last %},{% endif %}
@@ -232,4 +257,13 @@ inner join (
 ) as edge_ids
     on edge_event.{{ partition_by }} = edge_ids.{{ partition_by }}
     and edge_event.event_id = edge_ids.event_id
+{%- endmacro %}
+
+{% macro postgres__edge_events(events, partition_by, columns, last) %}
+select distinct on (edge_event.{{ partition_by }})
+    {%- for column in columns %}
+    edge_event.{{ column }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
+from {{ events }} as edge_event
+order by edge_event.{{ partition_by }}, {{ edge_order(last) }}
 {%- endmacro %}
