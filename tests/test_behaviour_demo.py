@@ -60,6 +60,65 @@ def test_feature_usage_counts_each_days_persons_and_events(demo):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
+def _period_start(times: pd.Series, grain: str) -> pd.Series:
+    days = times.dt.normalize()
+    return days - pd.to_timedelta(days.dt.weekday, unit="D") if grain == "week" else days
+
+
+def test_lifecycle_counts_each_periods_persons(demo):
+    """lifecycle against pandas over fct_events and dim_users: per granularity and period, the
+    active persons split into new, returning and resurrecting, and the dormant ones."""
+    config = load_config().behaviour.lifecycle
+    events = query(demo, "select person_id, event_name, event_time from fct_events")
+    first_seen = query(demo, "select person_id, first_seen_at from dim_users").set_index(
+        "person_id"
+    )["first_seen_at"]
+    active_events = events if config.event == "any" else events[events.event_name == config.event]
+    rows = []
+    for grain in config.granularities:
+        step = pd.Timedelta(days=7 if grain == "week" else 1)
+        active = (
+            active_events.assign(period=_period_start(active_events["event_time"], grain))
+            .groupby("period")["person_id"]
+            .agg(set)
+        )
+        first = _period_start(first_seen, grain)
+        bounds = _period_start(events["event_time"].agg(["min", "max"]), grain)
+        for period in pd.date_range(bounds["min"], bounds["max"], freq=step):
+            now, before = active.get(period, set()), active.get(period - step, set())
+            new = {person for person in now if first[person] == period}
+            rows.append(
+                (
+                    grain,
+                    str(period.date()),
+                    len(new),
+                    len((now - new) & before),
+                    len(now - new - before),
+                    len(before - now),
+                    len(now),
+                )
+            )
+    columns = [
+        "granularity",
+        "period_start",
+        "new",
+        "returning",
+        "resurrecting",
+        "dormant",
+        "active",
+    ]
+    expected = pd.DataFrame(rows, columns=columns).sort_values(columns[:2], ignore_index=True)
+    got = query(
+        demo,
+        "select granularity, cast(period_start as varchar) as period_start, new_persons as new,"
+        " returning_persons as returning, resurrecting_persons as resurrecting,"
+        " dormant_persons as dormant, active_persons as active from lifecycle order by 1, 2",
+    )
+    assert set(config.granularities) == {"day", "week"} and len(expected) > 30
+    assert expected[["returning", "resurrecting", "dormant"]].gt(0).any().all()
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
 def test_onboarding_journey_and_drop_offs(demo):
     top = query(
         demo, "select path from top_paths where journey_name = 'after_signup' and path_rank = 1"

@@ -48,6 +48,17 @@ days as (
 
 ),
 
+-- Each person's active days, read from the events once for every granularity: a week is active
+-- when one of its days is, so the periods below come from these rows, not from every event again.
+active_days as (
+
+    select distinct
+        person_id,
+        {{ metrics_period_start('day', 'event_time') }} as day
+    from events
+
+),
+
 {%- for grain in cfg['granularities'] %}
 
 periods_{{ grain }} as (
@@ -63,11 +74,11 @@ periods_{{ grain }} as (
 active_{{ grain }} as (
 
     select distinct
-        events.person_id,
-        {{ metrics_period_start(grain, 'events.event_time') }} as period_start,
+        active_days.person_id,
+        {{ metrics_period_start(grain, 'active_days.day') }} as period_start,
         {{ metrics_period_start(grain, 'users.first_seen_at') }} as first_period
-    from events
-    inner join users on events.person_id = users.person_id
+    from active_days
+    inner join users on active_days.person_id = users.person_id
 
 ),
 

@@ -29,14 +29,27 @@ events as (
 
 ),
 
-daily as (
+-- Per person and day first, then per day: the same numbers as count(distinct person_id) per day,
+-- which Postgres computes by sorting every event (as in feature_usage).
+person_days as (
 
     select
         cast(event_time as date) as metric_date,
-        count(distinct person_id) as active_users,
+        person_id,
         sum({{ behaviour_json_number('properties', cfg['revenue_property']) }}) as revenue
     from events
-    group by cast(event_time as date)
+    group by cast(event_time as date), person_id
+
+),
+
+daily as (
+
+    select
+        metric_date,
+        count(*) as active_users,
+        sum(revenue) as revenue
+    from person_days
+    group by metric_date
 
 ),
 
