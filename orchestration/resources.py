@@ -288,8 +288,8 @@ class WarehouseResource(DuckDBResource):
         """On Postgres, the DuckDB that the Python assets' copies go to: a file of its own, deleted
         afterwards, not ``:memory:``. In a file, DuckDB stores a large copy compressed and reads
         it back page by page within its memory limit; in memory it holds the copy whole, beside
-        what the asset computes from it (the learning event log of 10M events peaked at 1,591 MiB
-        in memory, 1,234 to 1,292 MiB in a file; docs/production.md)."""
+        what the asset computes from it (the learning event log of 9.9M events peaked at 1,552 to
+        1,560 MiB with the copy in memory, 1,234 to 1,292 MiB with it in a file)."""
         with tempfile.TemporaryDirectory(prefix="warehouse-scratch-") as folder:
             path = str(Path(folder) / "scratch.duckdb")
             with duckdb.connect(path, config=dict(self.connection_config)) as con:
