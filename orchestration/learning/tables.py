@@ -160,17 +160,13 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
     the persons before (in person order), plus the session's ``session_number`` (1, 2, ... per
     person, fct_events), so that each (person_id, session_id) has its own number.
     """
-    # On a Postgres warehouse only the columns read here are copied, and the properties only of
-    # the events that the models read them of: the others would be most of the bytes.
+    # The properties only of the events the models read them of: one expression, which Postgres
+    # runs while copying (the others would be most of the bytes) and DuckDB in the query below.
     kept = ", ".join(map(sql_text, properties_of))
-    properties = f"case when event_name in ({kept}) then properties end" if kept else "null"
-    read = (
-        "person_id",
-        "event_name",
-        "event_time",
-        "session_number",
-        ("properties", f"cast({properties} as text)"),
-    )
+    picked = f"case when event_name in ({kept}) then properties end" if kept else "null"
+    properties = f"cast({picked} as text)"
+    # On a Postgres warehouse only the columns read here are copied.
+    read = ("person_id", "event_name", "event_time", "session_number", ("properties", properties))
     with duckdb.reading(TableSlice("fct_events", read)) as con:
         con.execute(
             "create temp table learning_persons as select person_id,"
@@ -189,10 +185,9 @@ def read_event_log(duckdb: WarehouseResource, properties_of: Sequence[str] = ())
             " list_position($names, event_name)::integer - 1 as name,"
             " epoch_us(event_time) as time,"
             " coalesce(learning_persons.first_session + session_number - 1, -1)::bigint as session,"
-            " case when list_contains($properties_of, event_name) then properties end"
-            " as properties"
+            f" {properties} as properties"
             f" from {SCHEMA}.fct_events join learning_persons using (person_id)",
-            {"names": names, "properties_of": list(properties_of)},
+            {"names": names},
         ).fetchnumpy()
     return EventLog(
         persons=pd.Index(persons),
