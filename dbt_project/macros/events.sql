@@ -224,14 +224,7 @@ group by at_edge_time.{{ partition_by }}, at_edge_time.event_time
     planned as nested loops, a person-by-person comparison (dim_users, fct_sessions). `distinct
     on` is estimated at the key's distinct values. Nulls last both ways, as min/max skip them. -#}
 {% macro postgres__edge_keys(events, partition_by, last) %}
-select distinct on ({{ partition_by }}) {{ partition_by }}, event_time, event_id
-from {{ events }}
-order by {{ partition_by }}, {{ edge_order(last) }}
-{%- endmacro %}
-
-{% macro edge_order(last) -%}
-{%- set direction = 'desc' if last else 'asc' -%}
-event_time {{ direction }} nulls last, event_id {{ direction }} nulls last
+{{- postgres__edge_events(events, partition_by, [partition_by, 'event_time', 'event_id'], last) }}
 {%- endmacro %}
 
 
@@ -264,6 +257,10 @@ select distinct on (edge_event.{{ partition_by }})
     {%- for column in columns %}
     edge_event.{{ column }}{% if not loop.last %},{% endif %}
     {%- endfor %}
+{%- set direction = 'desc' if last else 'asc' %}
 from {{ events }} as edge_event
-order by edge_event.{{ partition_by }}, {{ edge_order(last) }}
+order by
+    edge_event.{{ partition_by }},
+    edge_event.event_time {{ direction }} nulls last,
+    edge_event.event_id {{ direction }} nulls last
 {%- endmacro %}
