@@ -39,23 +39,16 @@ from ml.features import EventLog
 # (every demo-sized input) nothing changes.
 ALS_FIT_SAMPLE = 50_000
 
-DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "view_dashboard": 1.0,
-    "create_report": 3.0,
-    "export_csv": 3.0,
-    "share_dashboard": 3.0,
-    "use_integration": 3.0,
-}
-
 
 def interactions_from_events(
     events: pd.DataFrame | EventLog,
-    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    weights: Mapping[str, float],
     item_property: str | None = None,
 ) -> pd.DataFrame:
     """Weighted interactions: ``person_id``, ``item``, ``event_time``, ``weight``.
 
-    Only events named in ``weights`` count. The item is the event name, or, with
+    Only events named in ``weights`` count (the pipeline's are behaviour.features', through
+    ``orchestration.learning.tables.feature_weights``). The item is the event name, or, with
     ``item_property``, that key of the JSON ``properties`` (e.g. a product id on view / add /
     purchase events weighted 1 / 3 / 5); events without it are skipped. From an
     :class:`~ml.features.EventLog`, ``person_id`` and ``item`` are categorical.

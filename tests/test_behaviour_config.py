@@ -82,12 +82,16 @@ def test_feature_weights_are_the_configured_features_weighted(tmp_path, monkeypa
 
 
 def test_the_repository_config_parses():
-    from ml.recommendations import DEFAULT_WEIGHTS
-
     config = load_config()
     assert [j.name for j in config.behaviour.journeys] == ["after_signup", "before_purchase"]
-    # the demo's recommendation weights, which the demo findings' tests use
-    assert config.behaviour.features.weights == dict(DEFAULT_WEIGHTS)
+    # the demo's recommendation weights (the demo findings' tests read them from here)
+    assert config.behaviour.features.weights == {
+        "view_dashboard": 1.0,
+        "create_report": 3.0,
+        "export_csv": 3.0,
+        "share_dashboard": 3.0,
+        "use_integration": 3.0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from ml.recommendations import evaluate, interactions_from_events, user_recommen
 from ml.segmentation import segment_users
 from ml.ux_recommendations import ux_recommendations
 from orchestration.ingest.demo import FUNNEL, DemoConfig, generate
+from orchestration.learning.tables import feature_weights
 
 
 def demo_marts(persons: int = 2000, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -125,7 +126,7 @@ def test_segments_patterns_and_recommendations_run_and_repeat(demo):
     rule = found.rules.set_index(["antecedents", "consequents"]).loc[("error", "view_help")]
     assert rule["confidence"] > 0.6 and rule["lift"] > 3
 
-    interactions = interactions_from_events(events)
+    interactions = interactions_from_events(events, feature_weights(events["event_name"].unique()))
     metrics = evaluate(interactions)
     assert {"als_precision_at_10", "popularity_recall_at_10"} <= set(metrics)
     assert evaluate(interactions) == metrics
