@@ -38,15 +38,22 @@ not materialized
 #}
 {% macro analyze_built_table() -%}
 {%- if config.get('materialized') in ('table', 'incremental') -%}
-{{ return(adapter.dispatch('analyze_built_table', 'product_analytics')()) }}
+{{ return(analyze_table(this)) }}
 {%- endif -%}
 {%- endmacro %}
 
-{% macro default__analyze_built_table() -%}
+{#- `analyze` of `relation` where the adapter needs it (Postgres), else nothing. Also used for the
+    work tables of the incremental models' pre-hooks (macros/landings.sql), which the model's own
+    query joins in the same transaction. -#}
+{% macro analyze_table(relation) -%}
+{{ return(adapter.dispatch('analyze_table', 'product_analytics')(relation)) }}
 {%- endmacro %}
 
-{% macro postgres__analyze_built_table() -%}
-analyze {{ this }}
+{% macro default__analyze_table(relation) -%}
+{%- endmacro %}
+
+{% macro postgres__analyze_table(relation) -%}
+analyze {{ relation }}
 {%- endmacro %}
 
 {#
@@ -56,8 +63,13 @@ analyze {{ this }}
   statistics on fct_events int_journey_steps took 151 s. The models' tables have no indexes, so a
   nested loop is almost never the better plan here; every model's pre-hook (dbt_project.yml)
   makes them a last resort (`enable_nestloop = off` adds a large cost, it does not forbid: a join
-  with no equality, such as a cross join with a one-row CTE, still loops), for its own statement
+  with no equality, such as a cross join with a one-row CTE, still loops), for its own transaction
   only (`set local`: dbt runs a model's pre-hooks in its transaction).
+
+  The exception is fct_events, which is indexed on Postgres (postgres_indexes): the incremental
+  runs' deletes, which join a few changed persons to it, run between `prefer_index_joins()` and
+  `prefer_hash_joins()` (macros/landings.sql, macros/events.sql). Only those statements: the
+  models' own queries with nested loops allowed ran for minutes instead of seconds.
 #}
 {% macro prefer_hash_joins() -%}
 {{ return(adapter.dispatch('prefer_hash_joins', 'product_analytics')()) }}
@@ -68,4 +80,46 @@ analyze {{ this }}
 
 {% macro postgres__prefer_hash_joins() -%}
 set local enable_nestloop = off
+{%- endmacro %}
+
+{% macro prefer_index_joins() -%}
+{{ return(adapter.dispatch('prefer_index_joins', 'product_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__prefer_index_joins() -%}
+{%- endmacro %}
+
+{% macro postgres__prefer_index_joins() -%}
+set local enable_nestloop = on
+{%- endmacro %}
+
+
+{#- `statements` (SQL separated by `;`) run with nested loops allowed, then hash joins preferred
+    again, where the adapter has such settings; the statements alone elsewhere. -#}
+{% macro with_index_joins(statements) -%}
+{%- set before = prefer_index_joins() | trim -%}
+{%- set after = prefer_hash_joins() | trim -%}
+{%- if before %}{{ before }};
+{% endif -%}
+{{ statements }}
+{%- if after %};
+{{ after }}{% endif -%}
+{%- endmacro %}
+
+
+{#
+  Indexes, on Postgres only (a model's `indexes` config; dbt-postgres creates them when it creates
+  the table, and Postgres keeps them through the incremental runs). DuckDB's own indexes (ART)
+  would slow every load and do not serve its scans, so there the list is empty.
+#}
+{% macro postgres_indexes(indexes) -%}
+{{ return(adapter.dispatch('postgres_indexes', 'product_analytics')(indexes)) }}
+{%- endmacro %}
+
+{% macro default__postgres_indexes(indexes) -%}
+{{ return([]) }}
+{%- endmacro %}
+
+{% macro postgres__postgres_indexes(indexes) -%}
+{{ return(indexes) }}
 {%- endmacro %}

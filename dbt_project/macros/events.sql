@@ -73,8 +73,11 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_time
     this table was last built, and the persons who no longer have any event (an anonymous person
     whose events now belong to a user). The model then builds every person with no row, which is
     exactly those (select_persons_missing_from). -#}
-{% if is_incremental() %}
-{{ delete_changed_and_gone_persons(events, '(select max(loaded_at) from ' ~ this ~ ')') }}
+{% if execute and is_incremental() %}
+{#- The watermark as a literal, read before anything is deleted: with a subquery in its place,
+    Postgres cannot use fct_events' index on loaded_at to find the changed persons. -#}
+{%- set since = run_query('select max(loaded_at) from ' ~ this).rows[0][0] %}
+{{ delete_changed_and_gone_persons(events, person_rebuild_since(since)) }}
 {% endif %}
 {%- endmacro %}
 
@@ -84,17 +87,24 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_time
     timestamp, read before anything is deleted), then those of the persons with no event any more.
     Two statements, not one with `or`: under an `or`, Postgres cannot turn either test into a
     join, and runs it as a subplan, which scans `events` again for each stored row unless its
-    result fits in work_mem (the models have no indexes; see fct_events_pre_hook in
-    macros/landings.sql for what that cost). Alone, each is one hash join on either engine. -#}
+    result fits in work_mem (see fct_events_pre_hook in macros/landings.sql for what that cost).
+    Alone, each is one join on either engine. On Postgres,
+    fct_events is indexed on both columns: the first delete finds the changed persons' events by
+    the index on loaded_at, and the second probes the index on person_id for each stored person
+    instead of hashing every event (4.4 -> 1.1 s at 10M events). Only the second is run with nested
+    loops allowed: planned so, the first probed every stored person's events (10 s). -#}
 delete from {{ this }} as stored
 where stored.person_id in (
     select person_id from {{ events }}
     where loaded_at > {{ since }}
 );
+{%- set gone %}
 delete from {{ this }} as stored
 where not exists (
     select 1 from {{ events }} as kept where kept.person_id = stored.person_id
 )
+{%- endset %}
+{{ with_index_joins(gone) }}
 {%- endmacro %}
 
 
@@ -156,7 +166,11 @@ where not exists (
 
 
 {% macro person_rebuild_since(since) -%}
+{%- if since is none -%}
+cast(null as {{ dbt.type_timestamp() }})
+{%- else -%}
 cast('{{ since }}' as {{ dbt.type_timestamp() }})
+{%- endif -%}
 {%- endmacro %}
 
 

@@ -51,12 +51,16 @@ where landing_id > {{ watermark }}
 {%- endmacro %}
 
 
-{% macro landing_pre_hook(delete_condition) -%}
+{% macro landing_pre_hook(delete_condition, index_joins=false) -%}
 {#- The pre-hook of an incremental model read by landings, called as
     `{% call(watermark) landing_pre_hook(condition) %} <the work table's select> {% endcall %}`:
     the block selects what to rebuild, given the model's watermark; `delete_condition` (on
     `stored`, the model's rows, and `changes`, the work table's) picks the rows it deletes. Nothing
-    when the model is built from scratch; every row when it was built before landing ids. -#}
+    when the model is built from scratch; every row when it was built before landing ids.
+    The work table is analyzed (Postgres) before the delete and the model's query join it: planned
+    without statistics, fct_events' query sorted all 10M staged events to join 16,000 persons
+    (bench/README.md). `index_joins`: the model is indexed on the columns the delete joins on
+    (macros/ctes.sql, with_index_joins). -#}
 {%- if execute and is_incremental() -%}
 {%- set watermark = landing_watermark() -%}
 {%- if watermark is none -%}
@@ -65,8 +69,15 @@ delete from {{ this }}
 {%- set work = landing_work_table() -%}
 drop table if exists {{ work }};
 create table {{ work }} as {{ caller(watermark) }};
+{%- set analyze_work = analyze_table(work) | trim %}
+{%- if analyze_work %}
+{{ analyze_work }};
+{%- endif %}
+{%- set delete -%}
 delete from {{ this }} as stored
 where exists (select 1 from {{ work }} as changes where {{ delete_condition }})
+{%- endset %}
+{{ with_index_joins(delete) if index_joins else delete }}
 {%- endif -%}
 {%- endif -%}
 {%- endmacro %}
@@ -109,7 +120,7 @@ where partition_date in ({{ replaced_days(watermark) }})
     event_id), so that session is the greatest session number before the change. -#}
 {%- call(watermark) landing_pre_hook(
     'changes.person_id = stored.person_id'
-    ~ ' and stored.session_number >= changes.from_session_number') -%}
+    ~ ' and stored.session_number >= changes.from_session_number', index_joins=true) -%}
 with
 
 stale as (
@@ -120,19 +131,34 @@ stale as (
 
 ),
 
+-- The staged events that landed after the watermark, with their person (int_events_stitched).
+landed as (
+
+    select event_id, anonymous_id, person_id, event_time
+    from {{ ref('int_events_stitched') }}
+    where landing_id > {{ watermark }}
+
+),
+
+-- With the staged events that replace a stale one from an earlier landing (a re-sent event whose
+-- kept copy changed). Only the stale event_ids that did not land again are looked up, which is
+-- usually none. Looking up every stale event_id in the staged events, and then every fresh one
+-- again in int_events_stitched for its person, was 28 of this pre-hook's 44 s at 10M events on
+-- Postgres (bench/README.md). The two parts have no event_id in common.
 -- Written as a union, not `landing_id > ... or event_id in (...)`: under an `or`, Postgres tests
 -- the `in` row by row against the whole subquery when it expects more rows than fit in work_mem
 -- (at 4M events the daily run's pre-hook did not finish in ten minutes); alone, each part is a
 -- scan or a hash semi-join on either engine. The same below, for `changes`.
 fresh as (
 
-    select event_id, anonymous_id
-    from {{ ref('stg_raw__events') }}
-    where landing_id > {{ watermark }}
-    union
-    select event_id, anonymous_id
-    from {{ ref('stg_raw__events') }}
-    where event_id in (select event_id from stale)
+    select * from landed
+    union all
+    select event_id, anonymous_id, person_id, event_time
+    from {{ ref('int_events_stitched') }}
+    where event_id in (
+        select stale.event_id from stale
+        where not exists (select 1 from landed where landed.event_id = stale.event_id)
+    )
 
 ),
 
@@ -162,13 +188,11 @@ changes as (
     union all
     select person_id, event_time, event_id from moved
     union all
+    select person_id, event_time, event_id from fresh
+    union all
     select person_id, event_time, event_id
     from {{ ref('int_events_stitched') }}
-    where event_id in (
-        select event_id from fresh
-        union
-        select event_id from moved
-    )
+    where event_id in (select event_id from moved)
 
 ),
 

@@ -6,14 +6,18 @@
 --
 -- Incremental, by person (macros/events.sql, person_rebuild_*): a run rebuilds the persons whose
 -- fct_events rows it rewrote, and everything when the retention settings or breakdowns changed.
+-- The pre-hook finds those persons in fct_events itself, which has the same rows and persons as the
+-- view int_metrics_events: Postgres does not flatten the view into the delete's anti-join, and
+-- computed every row's breakdowns to find the persons with no event left (9.8 s at 10M events).
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='sync_all_columns',
-        pre_hook="{{ delete_person_rebuild(ref('int_metrics_events'), retention_members_settings()) }}",
+        pre_hook="{{ delete_person_rebuild(ref('fct_events'), retention_members_settings()) }}",
     )
 }}
+-- depends_on: {{ ref('fct_events') }}
 {%- set cfg = metrics_config() %}
 {%- set retention = cfg['retention'] %}
 with

@@ -14,6 +14,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook="{{ fct_events_pre_hook() }}",
+        indexes=postgres_indexes([{'columns': ['person_id']}, {'columns': ['loaded_at']}]),
         post_hook="{{ drop_landing_work_table() }}",
     )
 }}
