@@ -60,8 +60,8 @@ analyze {{ relation }}
   A CTE has no statistics in Postgres, and a filter on one is estimated at a few rows, so joins
   between CTEs are planned as nested loops that compare every pair: on the demo,
   int_funnel_chains' step CTEs joined on person_id took 15.7 s (0.09 s as hash joins), and with
-  statistics on fct_events int_journey_steps took 151 s. The models' tables have no indexes, so a
-  nested loop is almost never the better plan here; every model's pre-hook (dbt_project.yml)
+  statistics on fct_events int_journey_steps took 151 s. The models' tables have no indexes (but
+  fct_events' two, below), so a nested loop is almost never the better plan here; every model's pre-hook (dbt_project.yml)
   makes them a last resort (`enable_nestloop = off` adds a large cost, it does not forbid: a join
   with no equality, such as a cross join with a one-row CTE, still loops), for its own transaction
   only (`set local`: dbt runs a model's pre-hooks in its transaction).

@@ -88,11 +88,11 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_time
     Two statements, not one with `or`: under an `or`, Postgres cannot turn either test into a
     join, and runs it as a subplan, which scans `events` again for each stored row unless its
     result fits in work_mem (see fct_events_pre_hook in macros/landings.sql for what that cost).
-    Alone, each is one join on either engine. On Postgres,
-    fct_events is indexed on both columns: the first delete finds the changed persons' events by
-    the index on loaded_at, and the second probes the index on person_id for each stored person
-    instead of hashing every event (4.4 -> 1.1 s at 10M events). Only the second is run with nested
-    loops allowed: planned so, the first probed every stored person's events (10 s). -#}
+    Alone, each is one join on either engine. On Postgres, fct_events is indexed on both columns:
+    the first delete finds the changed persons' events by the index on loaded_at, and the second
+    probes the index on person_id for each stored person instead of hashing every event (4.4 ->
+    1.1 s at 10M events). Only the second is run with nested loops allowed: planned so, the first
+    probed every stored person's events (10 s). -#}
 delete from {{ this }} as stored
 where stored.person_id in (
     select person_id from {{ events }}
