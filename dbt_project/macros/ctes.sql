@@ -61,49 +61,45 @@ analyze {{ relation }}
   between CTEs are planned as nested loops that compare every pair: on the demo,
   int_funnel_chains' step CTEs joined on person_id took 15.7 s (0.09 s as hash joins), and with
   statistics on fct_events int_journey_steps took 151 s. The models' tables have no indexes (but
-  fct_events' two, below), so a nested loop is almost never the better plan here; every model's pre-hook (dbt_project.yml)
-  makes them a last resort (`enable_nestloop = off` adds a large cost, it does not forbid: a join
-  with no equality, such as a cross join with a one-row CTE, still loops), for its own transaction
-  only (`set local`: dbt runs a model's pre-hooks in its transaction).
+  fct_events' two, below), so a nested loop is almost never the better plan here; every model's
+  pre-hook (dbt_project.yml) makes them a last resort (`enable_nestloop = off` adds a large cost,
+  it does not forbid: a join with no equality, such as a cross join with a one-row CTE, still
+  loops), for its own transaction only (`set local`: dbt runs a model's pre-hooks in its
+  transaction).
 
   The exception is fct_events, which is indexed on Postgres (postgres_indexes): the incremental
-  runs' deletes, which join a few changed persons to it, run between `prefer_index_joins()` and
-  `prefer_hash_joins()` (macros/landings.sql, macros/events.sql). Only those statements: the
-  models' own queries with nested loops allowed ran for minutes instead of seconds.
+  runs' deletes, which join a few changed persons to it, run with nested loops allowed
+  (with_index_joins; macros/landings.sql, macros/events.sql). Only those statements: the models'
+  own queries with nested loops allowed ran for minutes instead of seconds.
 #}
 {% macro prefer_hash_joins() -%}
-{{ return(adapter.dispatch('prefer_hash_joins', 'product_analytics')()) }}
+{{ return(nested_loops(allowed=false)) }}
 {%- endmacro %}
 
-{% macro default__prefer_hash_joins() -%}
+{#- The setting that allows nested loops or makes them a last resort, where the adapter has one. -#}
+{% macro nested_loops(allowed) -%}
+{{ return(adapter.dispatch('nested_loops', 'product_analytics')(allowed)) }}
 {%- endmacro %}
 
-{% macro postgres__prefer_hash_joins() -%}
-set local enable_nestloop = off
+{% macro default__nested_loops(allowed) -%}
 {%- endmacro %}
 
-{% macro prefer_index_joins() -%}
-{{ return(adapter.dispatch('prefer_index_joins', 'product_analytics')()) }}
-{%- endmacro %}
-
-{% macro default__prefer_index_joins() -%}
-{%- endmacro %}
-
-{% macro postgres__prefer_index_joins() -%}
-set local enable_nestloop = on
+{% macro postgres__nested_loops(allowed) -%}
+set local enable_nestloop = {{ 'on' if allowed else 'off' }}
 {%- endmacro %}
 
 
 {#- `statements` (SQL separated by `;`) run with nested loops allowed, then hash joins preferred
     again, where the adapter has such settings; the statements alone elsewhere. -#}
 {% macro with_index_joins(statements) -%}
-{%- set before = prefer_index_joins() | trim -%}
-{%- set after = prefer_hash_joins() | trim -%}
-{%- if before %}{{ before }};
-{% endif -%}
-{{ statements }}
-{%- if after %};
-{{ after }}{% endif -%}
+{{ return(sql_statements([nested_loops(allowed=true), statements, prefer_hash_joins()])) }}
+{%- endmacro %}
+
+
+{#- One hook's SQL from `statements`, some of which an adapter may render empty (the planner
+    settings and `analyze` above, on DuckDB): the non-empty ones, separated by `;`. -#}
+{% macro sql_statements(statements) -%}
+{{ return(statements | map('trim') | select | join(';\n')) }}
 {%- endmacro %}
 
 

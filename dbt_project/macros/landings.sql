@@ -69,15 +69,11 @@ delete from {{ this }}
 {%- set work = landing_work_table() -%}
 drop table if exists {{ work }};
 create table {{ work }} as {{ caller(watermark) }};
-{%- set analyze_work = analyze_table(work) | trim %}
-{%- if analyze_work %}
-{{ analyze_work }};
-{%- endif %}
 {%- set delete -%}
 delete from {{ this }} as stored
 where exists (select 1 from {{ work }} as changes where {{ delete_condition }})
 {%- endset %}
-{{ with_index_joins(delete) if index_joins else delete }}
+{{ sql_statements([analyze_table(work), with_index_joins(delete) if index_joins else delete]) }}
 {%- endif -%}
 {%- endif -%}
 {%- endmacro %}
