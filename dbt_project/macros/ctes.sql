@@ -61,11 +61,11 @@ analyze {{ relation }}
   between CTEs are planned as nested loops that compare every pair: on the demo,
   int_funnel_chains' step CTEs joined on person_id took 15.7 s (0.09 s as hash joins), and with
   statistics on fct_events int_journey_steps took 151 s. The models' tables have no indexes (but
-  fct_events' two, below), so a nested loop is almost never the better plan here; every model's
-  pre-hook (dbt_project.yml) makes them a last resort (`enable_nestloop = off` adds a large cost,
-  it does not forbid: a join with no equality, such as a cross join with a one-row CTE, still
-  loops), for its own transaction only (`set local`: dbt runs a model's pre-hooks in its
-  transaction).
+  fct_events' and stg_raw__events', below), so a nested loop is almost never the better plan
+  here; every model's pre-hook (dbt_project.yml) makes them a last resort (`enable_nestloop = off`
+  adds a large cost, it does not forbid: a join with no equality, such as a cross join with a
+  one-row CTE, still loops), for its own transaction only (`set local`: dbt runs a model's
+  pre-hooks in its transaction).
 
   The exception is fct_events, which is indexed on Postgres (postgres_indexes): the incremental
   runs' deletes, which join a few changed persons to it, run with nested loops allowed
@@ -86,6 +86,26 @@ analyze {{ relation }}
 
 {% macro postgres__nested_loops(allowed) -%}
 set local enable_nestloop = {{ 'on' if allowed else 'off' }}
+{%- endmacro %}
+
+{#
+  No JIT compilation on Postgres, for the model's own transaction (`set local`). Postgres compiles
+  a query's expressions with LLVM when its estimated cost passes `jit_above_cost`, and inlines and
+  optimizes them past `jit_optimize_above_cost`. A plan that keeps a nested loop under
+  `enable_nestloop = off` (above) carries its large added cost, so most models' queries got the
+  full compilation: 0.5 to 2.4 s a query in the plans logged at 250,000 persons (9.9M events),
+  more than it saved on queries that read each row a few times. Thirteen models, one dbt thread,
+  there: 100.6 s with JIT, 91.2 s without (bench/README.md, thirteenth session).
+#}
+{% macro without_jit() -%}
+{{ return(adapter.dispatch('without_jit', 'product_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__without_jit() -%}
+{%- endmacro %}
+
+{% macro postgres__without_jit() -%}
+set local jit = off
 {%- endmacro %}
 
 

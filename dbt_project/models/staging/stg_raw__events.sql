@@ -13,6 +13,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook="{{ stg_raw__events_pre_hook() }}",
+        indexes=postgres_indexes([{'columns': ['landing_id']}]),
         post_hook="{{ drop_landing_work_table() }}",
     )
 }}

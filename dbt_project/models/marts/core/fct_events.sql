@@ -14,7 +14,9 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook="{{ fct_events_pre_hook() }}",
-        indexes=postgres_indexes([{'columns': ['person_id']}, {'columns': ['loaded_at']}]),
+        indexes=postgres_indexes([
+            {'columns': ['person_id']}, {'columns': ['loaded_at']}, {'columns': ['landing_id']},
+        ]),
         post_hook="{{ drop_landing_work_table() }}",
     )
 }}
