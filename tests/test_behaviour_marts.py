@@ -219,3 +219,40 @@ def test_snapshots_keep_history_when_a_definition_changes(warehouse, tmp_path):
     assert value == pytest.approx(1 / 3) and "604800s" in definition
     assert got[("2026-03-17", "active_users")][0] == 1
     assert "2592000s" in got[("2026-03-17", "funnel_conversion:f")][1]
+
+
+def test_a_persons_signup_is_their_first_signup_event(tmp_path):
+    """Feature adoption reads the signup's breakdowns on the person's first signup event: by
+    time, then by the smaller event_id at the same instant. p signs up twice at 03-02 10:00 (s1
+    on android, s2 on ios) and again on 03-09 (web); q signs up once, on 03-10 (web)."""
+    database = tmp_path / "signups.duckdb"
+    records = [
+        {
+            "event_id": event_id,
+            "event_name": name,
+            "event_time": at,
+            "user_id": person,
+            "anonymous_id": None,
+            "platform": platform,
+            "properties": {},
+        }
+        for event_id, person, at, name, platform in [
+            ("s2", "p", "2026-03-02T10:00:00", "signup", "ios"),
+            ("s1", "p", "2026-03-02T10:00:00", "signup", "android"),
+            ("v1", "p", "2026-03-03T10:00:00", "view_dashboard", "ios"),
+            ("s3", "p", "2026-03-09T10:00:00", "signup", "web"),
+            ("s4", "q", "2026-03-10T10:00:00", "signup", "web"),
+        ]
+    ]
+    land_events(database, records)
+    build_or_fail(database, CONFIG % ("7d", 3), "+dim_users +fct_sessions +feature_adoption")
+    frame = query(
+        database,
+        "select cast(cohort_week as varchar) as week, segment_value, cohort_persons, adopters"
+        " from feature_adoption where feature = 'view_dashboard' and segment_name = 'platform'"
+        " order by week, segment_value",
+    )
+    assert list(frame.itertuples(index=False, name=None)) == [
+        ("2026-03-02", "android", 1, 1),  # p: s1 at 10:00, the smaller id of the two
+        ("2026-03-09", "web", 1, 0),  # q only: p's later signup is not a signup again
+    ]

@@ -32,32 +32,31 @@ data_end as (
 
 ),
 
-signup_candidates as (
+first_signups as (
 
-    {{ behaviour_signup_candidates() }}
+    {{ behaviour_signups() }}
 
 ),
 
 signups as (
 
     select
-        signup_candidates.person_id,
-        signup_candidates.signed_up_at,
-        {{ metrics_period_start('week', 'signup_candidates.signed_up_at') }} as cohort_week,
+        first_signups.person_id,
+        first_signups.signed_up_at,
+        {{ metrics_period_start('week', 'first_signups.signed_up_at') }} as cohort_week,
         {%- if breakdowns %}
         {%- for breakdown in breakdowns %}
-        {{ metrics_literal(breakdown ~ '=') }} || coalesce(signup_candidates.breakdown_{{ loop.index }}, '(none)')
+        {{ metrics_literal(breakdown ~ '=') }} || coalesce(first_signups.breakdown_{{ loop.index }}, '(none)')
         {%- if not loop.last %} || ', ' ||{% endif %}
         {%- endfor %} as segment,
         {%- else %}
         'all' as segment,
         {%- endif %}
-        {{ experiments_add_seconds('signup_candidates.signed_up_at', adoption) }} as adoption_ends_at,
-        {{ experiments_add_seconds('signup_candidates.signed_up_at', adoption + outcome) }} as outcome_ends_at,
+        {{ experiments_add_seconds('first_signups.signed_up_at', adoption) }} as adoption_ends_at,
+        {{ experiments_add_seconds('first_signups.signed_up_at', adoption + outcome) }} as outcome_ends_at,
         data_end.data_end_at
-    from signup_candidates
+    from first_signups
     cross join data_end
-    where signup_candidates.occurrence = 1
 
 ),
 

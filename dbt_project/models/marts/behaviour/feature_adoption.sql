@@ -12,9 +12,9 @@ events as {{ inline_cte() }} (
 
 ),
 
-signup_candidates as (
+first_signups as (
 
-    {{ behaviour_signup_candidates() }}
+    {{ behaviour_signups() }}
 
 ),
 
@@ -23,8 +23,7 @@ signups as (
     select
         *,
         {{ metrics_period_start('week', 'signed_up_at') }} as cohort_week
-    from signup_candidates
-    where occurrence = 1
+    from first_signups
 
 ),
 
